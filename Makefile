@@ -1,0 +1,27 @@
+# `make demo` and `make test` install the pinned stack into .venv/ first when it is
+# missing or older than the pins (requirements.txt), so each is one command on a fresh machine.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.stvit_mm_installed
+PYTEST_ARGS ?=
+
+.PHONY: install test demo demo-seg clean-venv
+
+$(STAMP): requirements.txt setup.py tools/install.sh
+	bash tools/install.sh
+
+# Always re-checks the stack; cheap when everything is already there.
+install:
+	bash tools/install.sh
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) tools/run_demo.py det $(DEMO_ARGS)
+
+demo-seg: $(STAMP)
+	$(PY) tools/run_demo.py seg $(DEMO_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

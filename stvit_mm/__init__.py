@@ -1,0 +1,15 @@
+__version__ = '0.1.0'
+
+# Checkpoint safety first, before anything can load a checkpoint: torch's
+# weights-only unpickler must accept the types the mmengine Runner writes,
+# and mmengine's loaders must go through the safe loader (see
+# stvit_mm/utils/checkpoint.py).
+from .utils.checkpoint import (  # noqa: E402
+    register_checkpoint_loaders, register_safe_globals)
+
+register_safe_globals()
+register_checkpoint_loaders()
+
+# Modules registered into the OpenMMLab registries (imported for their side
+# effects) go below.
+from . import models  # noqa: E402,F401

@@ -1,0 +1,3 @@
+from .backbones import STViTRSwin
+
+__all__ = ['STViTRSwin']

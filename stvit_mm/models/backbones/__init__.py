@@ -1,0 +1,3 @@
+from .stvit_r_swin import STViTRSwin
+
+__all__ = ['STViTRSwin']

@@ -1,0 +1,372 @@
+"""STViT-R-Swin backbone (Chang et al., "Making Vision Transformers Efficient
+from A Token Sparsification View", CVPR 2023), detection/segmentation variant.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmcv.cnn import build_norm_layer
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from mmengine.runner.checkpoint import CheckpointLoader
+from torch import Tensor, nn
+
+from ...registry import register_model
+from ..layers.geometry import PAD_MASK_MODES
+from ..layers.semantic import SparsifiedStage
+from ..layers.swin import ConvStem, PatchMerging, SwinStage
+from .official_keys import convert_official_backbone, is_official_layout
+
+UNIT_DEPTH = 6
+SPARSIFIED_STAGE = 2
+NUM_STAGES = 4
+
+
+@register_model
+class STViTRSwin(BaseModule):
+    """STViT-R-Swin: Swin with a token-sparsified third stage.
+
+    A conv stem (two 3x3 stride-2 conv-BN-Hardswish) and plain Swin stages
+    1, 2 and 4; stage 3 is made of dumbbell units of 6 blocks that run most of
+    their work on s*s semantic tokens per 7x7 window and then recover the
+    full-resolution image tokens, so all four outputs are dense feature maps
+    at strides 4, 8, 16 and 32.
+
+    Defaults build STViT-R-Swin-T. S: ``depths=(2, 2, 18, 2),
+    num_heads=(3, 6, 12, 24)``; B: ``embed_dims=128, depths=(2, 2, 18, 2),
+    num_heads=(4, 8, 16, 32)``.
+
+    Args:
+        in_channels (int): Input image channels. Defaults to 3.
+        embed_dims (int): Channels C of stage 1; stage i has C * 2**i.
+            Defaults to 96.
+        depths (Sequence[int]): Blocks per stage; stage 3's must be a
+            multiple of 6. Defaults to (2, 2, 6, 2).
+        num_heads (Sequence[int]): Attention heads per stage.
+            Defaults to (3, 6, 12, 24).
+        window_size (int): Swin window side. Defaults to 7.
+        mlp_ratio (float): MLP hidden channels / channels. Defaults to 4.
+        qkv_bias (bool): Bias in q/k/v projections. Defaults to True.
+        drop_rate (float): Dropout after projections. Defaults to 0.
+        attn_drop_rate (float): Dropout on attention weights. Defaults to 0.
+        drop_path_rate (float): Stochastic depth, rising linearly over all
+            blocks. Defaults to 0.1.
+        out_indices (Sequence[int]): Stages whose (normed) outputs are
+            returned. Defaults to (0, 1, 2, 3).
+        frozen_stages (int): Stages to freeze (eval mode, no gradients):
+            -1 none, 0 the stem, k the stem and stages 1..k.
+            Defaults to -1.
+        with_cp (bool): Checkpoint block activations to save memory.
+            Defaults to False.
+        norm_cfg (dict): Norm of the transformer blocks and outputs.
+            Defaults to ``dict(type='LN')``.
+        stem_norm_cfg (dict): Norm of the conv stem. Defaults to BN.
+        act_cfg (dict): MLP activation. Defaults to GELU.
+        sample_window_size (int): s, semantic tokens per window side
+            (s*s per window). A pure inference dial: the same weights run
+            with any s. Defaults to 3.
+        semantic_key_windows (Sequence[int]): Image-token key neighbourhoods
+            of the two semantic-token generation steps. Defaults to (14, 21).
+        recovery_key_window (int): Semantic-token key neighbourhood of the
+            recovery block. Defaults to 27.
+        pad_mask (str): ``'official'`` reproduces the released masking of
+            padded keys (only the bottom-right corner, see
+            :mod:`stvit_mm.models.layers.geometry`); ``'exact'`` masks every
+            padded key and keeps padding out of the token pooling.
+            Defaults to ``'official'``.
+        layer_scale_init_value (float): Initial layer scale of the semantic
+            blocks. Defaults to 1e-5.
+        init_cfg (dict, optional): ``dict(type='Pretrained',
+            checkpoint=PATH)`` loads converted or released weights (whole
+            detector checkpoints too: the ``backbone.`` part is taken).
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 in_channels: int = 3,
+                 embed_dims: int = 96,
+                 depths: Sequence[int] = (2, 2, 6, 2),
+                 num_heads: Sequence[int] = (3, 6, 12, 24),
+                 window_size: int = 7,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.1,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 norm_cfg: dict = dict(type='LN'),
+                 stem_norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='GELU'),
+                 sample_window_size: int = 3,
+                 semantic_key_windows: Sequence[int] = (14, 21),
+                 recovery_key_window: int = 27,
+                 pad_mask: str = 'official',
+                 layer_scale_init_value: float = 1e-5,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        depths, num_heads = tuple(depths), tuple(num_heads)
+        out_indices = tuple(out_indices)
+        _check_config(in_channels, embed_dims, depths, num_heads, window_size,
+                      out_indices, frozen_stages, sample_window_size,
+                      tuple(semantic_key_windows), recovery_key_window,
+                      pad_mask)
+        self.in_channels = in_channels
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.num_features = [embed_dims * 2**i for i in range(NUM_STAGES)]
+
+        self.patch_embed = ConvStem(in_channels, embed_dims, stem_norm_cfg)
+        total = sum(depths)
+        # Plain floats (not torch.linspace) so the model can be built on the
+        # meta device, e.g. to check a checkpoint's keys and shapes.
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        swin_cfg = dict(window_size=window_size, mlp_ratio=mlp_ratio,
+                        qkv_bias=qkv_bias, drop_rate=drop_rate,
+                        attn_drop_rate=attn_drop_rate, act_cfg=act_cfg,
+                        norm_cfg=norm_cfg)
+        block_cfg = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                         drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                         layer_scale_init_value=layer_scale_init_value,
+                         act_cfg=act_cfg, norm_cfg=norm_cfg)
+        self.stages = ModuleList()
+        for i, (dims, depth, heads) in enumerate(
+                zip(self.num_features, depths, num_heads)):
+            stage_rates = rates[sum(depths[:i]):sum(depths[:i + 1])]
+            if i == SPARSIFIED_STAGE:
+                stage = SparsifiedStage(
+                    dims, depth, heads, stage_rates, window_size,
+                    sample_window_size, semantic_key_windows,
+                    recovery_key_window, pad_mask, with_cp,
+                    swin_cfg={k: v for k, v in swin_cfg.items()
+                              if k != 'window_size'},
+                    block_cfg=block_cfg)
+            else:
+                stage = SwinStage(dims, depth, heads, stage_rates, with_cp,
+                                  **swin_cfg)
+            self.stages.append(stage)
+        self.downsamples = ModuleList([
+            PatchMerging(self.num_features[i], norm_cfg)
+            for i in range(NUM_STAGES - 1)
+        ])
+        for i in out_indices:
+            self.add_module(f'norm{i}',
+                            build_norm_layer(norm_cfg,
+                                             self.num_features[i])[1])
+        self._freeze_stages()
+
+    @property
+    def sample_window_size(self) -> int:
+        return self.stages[SPARSIFIED_STAGE].sample_size
+
+    @sample_window_size.setter
+    def sample_window_size(self, value: int):
+        stage = self.stages[SPARSIFIED_STAGE]
+        limit = min(stage.window_size, stage.recovery_key_window)
+        if not 1 <= value <= limit:
+            raise ValueError(
+                f'sample_window_size must be in 1..{limit} (at most '
+                f'window_size and recovery_key_window), got {value}')
+        self.stages[SPARSIFIED_STAGE].set_sample_size(value)
+
+    def forward(self, x: Tensor) -> tuple:
+        """
+        Args:
+            x (Tensor): Images, (N, in_channels, H, W), any H, W >= 1.
+
+        Returns:
+            tuple[Tensor]: For each index in ``out_indices``, a feature map
+            (N, C * 2**i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2))).
+        """
+        self._check_input(x)
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x)
+                outs.append(out.permute(0, 3, 1, 2).contiguous())
+            if i < len(self.downsamples):
+                x = self.downsamples[i](x)
+        return tuple(outs)
+
+    def _check_input(self, x):
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+            raise ValueError(
+                f'STViTRSwin expects images of shape (N, {self.in_channels}, '
+                f'H, W), got {shape}')
+        N, C, H, W = x.shape
+        if C != self.in_channels:
+            raise ValueError(
+                f'STViTRSwin was built for {self.in_channels}-channel images '
+                f'(in_channels={self.in_channels}), got {C} channels in input '
+                f'of shape {tuple(x.shape)}')
+        if N == 0 or H == 0 or W == 0:
+            raise ValueError(
+                f'STViTRSwin got an empty input of shape {tuple(x.shape)}; '
+                'batch, height and width must all be at least 1')
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed]
+        for i in range(self.frozen_stages):
+            frozen.append(self.stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+            # As in mmdet's Swin, a stage owns the patch merging after it.
+            if i < len(self.downsamples):
+                frozen.append(self.downsamples[i])
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def init_weights(self):
+        if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
+            self._init_from_scratch()
+            if self.init_cfg is not None:
+                super().init_weights()
+            return
+        self.load_pretrained(self.init_cfg['checkpoint'])
+
+    def _init_from_scratch(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_init(m, std=.02, bias=0.)
+            elif isinstance(m, nn.LayerNorm):
+                constant_init(m, 1.0, bias=0.)
+            elif hasattr(m, 'relative_position_bias_table'):
+                m.init_weights()
+
+    def load_pretrained(self, checkpoint: str):
+        """Load released, converted or whole-detector weights.
+
+        Args:
+            checkpoint (str): Path or URL. Released (official-layout) weights
+                are converted on the fly; ``backbone.`` prefixes are stripped.
+
+        Raises:
+            ValueError: If the checkpoint does not fit this architecture; the
+                message lists the missing, unexpected and mis-shaped keys.
+        """
+        logger = MMLogger.get_current_instance()
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+        state_dict = backbone_state_dict(ckpt)
+        if is_official_layout(state_dict):
+            state_dict, unknown = convert_official_backbone(state_dict)
+            if unknown:
+                logger.warning(f'{checkpoint}: ignored keys that are no part '
+                               f'of the released backbone: {unknown}')
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        mis_shaped = sorted(
+            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
+            f'{tuple(own[k].shape)}' for k in set(own) & set(state_dict)
+            if state_dict[k].shape != own[k].shape)
+        if missing or unexpected or mis_shaped:
+            raise ValueError(
+                f'{checkpoint} does not fit this STViTRSwin '
+                f'(embed_dims={self.num_features[0]}, depths/heads as '
+                f'configured):\n  missing keys: {_short(missing)}\n'
+                f'  unexpected keys: {_short(unexpected)}\n'
+                f'  shape mismatches: {_short(mis_shaped)}\n'
+                'Check that the config (S vs B) matches the checkpoint and '
+                'that released weights went through '
+                'tools/model_converters/stvit_r_official_to_mm.py.')
+        self.load_state_dict(state_dict, strict=True)
+        logger.info(f'STViTRSwin: loaded {len(state_dict)} tensors from '
+                    f'{checkpoint}')
+
+
+def backbone_state_dict(ckpt: Dict) -> Dict[str, Tensor]:
+    """Take the backbone weights out of a loaded checkpoint.
+
+    Accepts ``{'state_dict': ...}`` (mmdet/mmseg, ``backbone.`` prefix),
+    ``{'model': ...}`` (ImageNet releases, with ``head.*`` and the final
+    ``norm.*`` that a backbone does not have) or a bare state dict.
+
+    Args:
+        ckpt (dict): The loaded checkpoint.
+
+    Returns:
+        dict[str, Tensor]: Backbone weights without any prefix.
+    """
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'expected a checkpoint dict, got {type(ckpt)}')
+    state_dict = ckpt.get('state_dict', ckpt.get('model', ckpt))
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
+                  for k, v in state_dict.items()}
+    if any(k.startswith('backbone.') for k in state_dict):
+        return {k[len('backbone.'):]: v for k, v in state_dict.items()
+                if k.startswith('backbone.')}
+    return {k: v for k, v in state_dict.items()
+            if not k.startswith(('head.', 'norm.'))}
+
+
+def _short(items, limit=12):
+    if not items:
+        return 'none'
+    more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
+    return ', '.join(items[:limit]) + more
+
+
+def _check_config(in_channels, embed_dims, depths, num_heads, window_size,
+                  out_indices, frozen_stages, sample_window_size,
+                  semantic_key_windows, recovery_key_window, pad_mask):
+    """Refuse impossible configurations with a message naming the argument
+    and what is allowed."""
+
+    def fail(msg):
+        raise ValueError(f'STViTRSwin: {msg}')
+
+    if in_channels < 1:
+        fail(f'in_channels must be >= 1, got {in_channels}')
+    if len(depths) != NUM_STAGES or len(num_heads) != NUM_STAGES:
+        fail(f'depths and num_heads need {NUM_STAGES} entries (one per '
+             f'stage), got depths={depths}, num_heads={num_heads}')
+    if any(d < 1 for d in depths):
+        fail(f'every stage needs at least one block, got depths={depths}')
+    if depths[SPARSIFIED_STAGE] % UNIT_DEPTH:
+        fail(f'depths[{SPARSIFIED_STAGE}] (the sparsified stage) must be a '
+             f'multiple of {UNIT_DEPTH}, one dumbbell unit per {UNIT_DEPTH} '
+             f'blocks (e.g. 6, 12, 18), got {depths[SPARSIFIED_STAGE]}')
+    if embed_dims < 2 or embed_dims % 2:
+        fail(f'embed_dims must be even and >= 2 (the stem halves it), got '
+             f'{embed_dims}')
+    for i, heads in enumerate(num_heads):
+        if heads < 1 or (embed_dims * 2**i) % heads:
+            fail(f'num_heads[{i}]={heads} must divide the stage channels '
+                 f'{embed_dims * 2**i}')
+    if window_size < 1:
+        fail(f'window_size must be >= 1, got {window_size}')
+    if not 1 <= sample_window_size <= window_size:
+        fail(f'sample_window_size must be in 1..{window_size} '
+             f'(window_size), got {sample_window_size}')
+    if len(semantic_key_windows) != 2:
+        fail('semantic_key_windows needs 2 entries (one per generation '
+             f'step), got {semantic_key_windows}')
+    if any(k < window_size for k in semantic_key_windows):
+        fail(f'semantic_key_windows must each be >= window_size '
+             f'({window_size}), got {semantic_key_windows}')
+    if recovery_key_window < sample_window_size:
+        fail('recovery_key_window (in semantic tokens) must be >= '
+             f'sample_window_size ({sample_window_size}), got '
+             f'{recovery_key_window}')
+    if pad_mask not in PAD_MASK_MODES:
+        fail(f'pad_mask must be one of {PAD_MASK_MODES}, got {pad_mask!r}')
+    if not out_indices or any(i not in range(NUM_STAGES)
+                              for i in out_indices):
+        fail(f'out_indices must be a non-empty subset of 0..3, got '
+             f'{out_indices}')
+    if not -1 <= frozen_stages <= NUM_STAGES:
+        fail(f'frozen_stages must be in -1..{NUM_STAGES}, got '
+             f'{frozen_stages}')

@@ -1,0 +1,404 @@
+"""STViT-R's sparsified stage: dumbbell units of semantic-token blocks.
+
+A unit (6 blocks) runs one Swin block on all image tokens, generates s*s
+semantic tokens per 7x7 window in two steps (queries: pooled/semantic tokens;
+keys: a 14x14 then 21x21 neighbourhood of image tokens), runs a local and a
+global block on the semantic tokens only, and recovers the full-resolution
+image tokens (queries) from a 27x27 neighbourhood of semantic tokens (keys).
+
+Semantic tokens are kept in window order, (B, nW, s*s, C): that is what the
+generation steps and the local block attend in, and the global block is
+order-free (no position bias). Only the recovery block needs them as a grid.
+
+All blocks here are pre-norm with layer scale on both branches; the same
+norm1 is applied to queries and keys. Keys and values are projected once per
+token and then gathered (see :func:`gather_neighbourhoods`), which gives the
+released code's numbers at a fraction of its cost.
+"""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import build_dropout
+from mmcv.cnn.bricks.scale import LayerScale
+from mmcv.cnn.bricks.transformer import FFN
+from mmengine.model import BaseModule, ModuleList
+from torch import Tensor, nn
+
+from .checkpointing import maybe_checkpoint
+from .geometry import (StageGeometry, adaptive_pool_bounds,
+                       gather_neighbourhoods, stage_geometry)
+from .swin import SwinBlock, merge_windows, partition_windows
+
+
+class TokenAttention(BaseModule):
+    """Multi-head attention with separate query and key/value projections
+    (released names ``q``, ``kv``, ``proj``) and no position bias.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        qkv_bias (bool): Bias in the q and kv projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        proj_drop_rate (float): Dropout after the output projection.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True,
+                 attn_drop_rate: float = 0., proj_drop_rate: float = 0.):
+        super().__init__()
+        self.num_heads = num_heads
+        self.attn_drop_rate = attn_drop_rate
+        self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
+        self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop_rate)
+
+    def split_kv(self, tokens: Tensor):
+        """Project (B, G, N, C) tokens to keys and values of shape
+        (B, G, heads, N, C // heads) each."""
+        B, G, N, _ = tokens.shape
+        kv = self.kv(tokens).reshape(B, G, N, 2, self.num_heads, -1)
+        return kv.permute(3, 0, 1, 4, 2, 5).unbind(0)
+
+    def forward(self, queries: Tensor, keys: Tensor, values: Tensor,
+                mask: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            queries (Tensor): (B, G, Nq, C) normed query tokens, G groups
+                (windows) attended independently.
+            keys (Tensor): (B, G, heads, Nk, C // heads).
+            values (Tensor): Same shape as keys.
+            mask (Tensor, optional): Bool, broadcastable to
+                (B, G, heads, Nq, Nk); True where a key takes part.
+
+        Returns:
+            Tensor: (B, G, Nq, C).
+        """
+        B, G, N, C = queries.shape
+        q = self.q(queries).reshape(B, G, N, self.num_heads, -1).transpose(
+            2, 3)
+        out = F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=mask,
+            dropout_p=self.attn_drop_rate if self.training else 0.)
+        return self.proj_drop(self.proj(out.transpose(2, 3).reshape(
+            B, G, N, C)))
+
+
+class LayerScaledBlock(BaseModule):
+    """Shared parts of the semantic-token blocks: norm1, attention,
+    layer-scaled residual, norm2 and a layer-scaled MLP.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        mlp_ratio (float): MLP hidden channels / channels.
+        qkv_bias (bool): Bias in the q and kv projections.
+        drop_rate (float): Dropout after projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        drop_path_rate (float): Stochastic depth of both branches.
+        layer_scale_init_value (float): Initial layer scale.
+        act_cfg (dict): MLP activation.
+        norm_cfg (dict): Norm layers.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int,
+                 mlp_ratio: float = 4., qkv_bias: bool = True,
+                 drop_rate: float = 0., attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-5,
+                 act_cfg: dict = dict(type='GELU'),
+                 norm_cfg: dict = dict(type='LN')):
+        super().__init__()
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = TokenAttention(embed_dims, num_heads, qkv_bias,
+                                   attn_drop_rate, drop_rate)
+        self.gamma1 = LayerScale(embed_dims, scale=layer_scale_init_value)
+        self.drop_path = build_dropout(
+            dict(type='DropPath', drop_prob=drop_path_rate))
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = FFN(embed_dims, int(embed_dims * mlp_ratio), num_fcs=2,
+                       ffn_drop=drop_rate, act_cfg=act_cfg,
+                       dropout_layer=dict(type='DropPath',
+                                          drop_prob=drop_path_rate),
+                       layer_scale_init_value=layer_scale_init_value)
+
+    def padded_kv(self, like: Tensor) -> Tensor:
+        """Projected key/value of a zero (padded) token: kv(norm1(0))."""
+        return self.attn.kv(self.norm1(like.new_zeros(1, like.shape[-1])))[0]
+
+    def residual(self, shortcut: Tensor, attended: Tensor) -> Tensor:
+        x = shortcut + self.drop_path(self.gamma1(attended))
+        return self.ffn(self.norm2(x), identity=x)
+
+
+def max_pool_windows(x: Tensor, window_size: int, sample_size: int,
+                     pad_value: float) -> Tensor:
+    """Adaptive max pooling of every window to s x s tokens.
+
+    Max pooling over a rectangle is separable, so rows and then columns are
+    reduced on strided views of the whole map, without cutting it into
+    per-window copies first.
+
+    Args:
+        x (Tensor): (B, H, W, C) image tokens.
+        window_size (int): Window side w.
+        sample_size (int): Pooled tokens per window side s.
+        pad_value (float): What the padding to whole windows holds; 0 in the
+            released code, -inf to keep padding out of the max.
+
+    Returns:
+        Tensor: (B, nW, s*s, C) semantic tokens in window order.
+    """
+    B, H, W, C = x.shape
+    x = F.pad(x, (0, 0, 0, -W % window_size, 0, -H % window_size),
+              value=pad_value)
+    nWh, nWw = x.shape[1] // window_size, x.shape[2] // window_size
+    x = x.reshape(B, nWh, window_size, nWw, window_size, C)
+    bounds = adaptive_pool_bounds(window_size, sample_size)
+    x = torch.stack([x[:, :, a:b].amax(dim=2) for a, b in bounds], dim=2)
+    x = torch.stack([x[:, :, :, :, a:b].amax(dim=4) for a, b in bounds],
+                    dim=4)  # B, nWh, s, nWw, s, C
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(B, nWh * nWw,
+                                            sample_size * sample_size, C)
+    # Pooling regions made only of -inf padding hold no information.
+    return torch.nan_to_num(x, neginf=0.) if pad_value < 0 else x
+
+
+class TokenGenerationBlock(LayerScaledBlock):
+    """One STGM step: semantic tokens (queries) attend to a neighbourhood of
+    image tokens (keys/values) around their window.
+
+    The first step pools its queries from the image tokens; the second takes
+    the first step's output. The residual is the query tokens themselves.
+
+    Args:
+        window_size (int): Image window side w.
+        sample_size (int): Semantic tokens per window side s.
+        key_window (int): Side of the image-token key neighbourhood.
+        pool_pad_value (float): Value of the window padding during pooling.
+        **kwargs: :class:`LayerScaledBlock` arguments.
+    """
+
+    def __init__(self, window_size: int, sample_size: int, key_window: int,
+                 pool_pad_value: float = 0., **kwargs):
+        super().__init__(**kwargs)
+        self.window_size = window_size
+        self.sample_size = sample_size
+        self.key_window = key_window
+        self.pool_pad_value = pool_pad_value
+
+    def forward(self, image: Tensor, semantic: Optional[Tensor],
+                mask: Optional[Tensor], num_windows) -> Tensor:
+        """
+        Args:
+            image (Tensor): (B, H, W, C) image tokens.
+            semantic (Tensor, optional): (B, nW, s*s, C) query tokens; None
+                to pool them from ``image``.
+            mask (Tensor, optional): Bool (nW, 1, 1, k*k) key mask.
+            num_windows (tuple[int, int]): Windows along height and width.
+
+        Returns:
+            Tensor: (B, nW, s*s, C) semantic tokens.
+        """
+        if semantic is None:
+            semantic = max_pool_windows(image, self.window_size,
+                                        self.sample_size, self.pool_pad_value)
+        kv = self.attn.kv(self.norm1(image))
+        keys, values = gather_neighbourhoods(
+            kv, self.padded_kv(image), self.key_window, self.window_size,
+            num_windows, self.attn.num_heads)
+        attended = self.attn(self.norm1(semantic), keys, values, mask)
+        return self.residual(semantic, attended)
+
+
+class SemanticBlock(LayerScaledBlock):
+    """Self-attention among semantic tokens: within each window's s*s tokens
+    (``local=True``) or over all of them.
+
+    Args:
+        local (bool): Attend within windows instead of globally.
+        **kwargs: :class:`LayerScaledBlock` arguments.
+    """
+
+    def __init__(self, local: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.local = local
+
+    def forward(self, semantic: Tensor,
+                valid: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            semantic (Tensor): (B, nW, s*s, C).
+            valid (Tensor, optional): Bool (nW, s*s): tokens that may be
+                attended to. None lets every token take part.
+
+        Returns:
+            Tensor: (B, nW, s*s, C).
+        """
+        B, nW, N, C = semantic.shape
+        groups = semantic if self.local else semantic.reshape(B, 1, nW * N, C)
+        normed = self.norm1(groups)
+        keys, values = self.attn.split_kv(normed)
+        mask = None
+        if valid is not None:
+            mask = valid.reshape(groups.shape[1], 1, 1, -1)
+        attended = self.attn(normed, keys, values, mask)
+        return self.residual(semantic, attended.reshape(B, nW, N, C))
+
+
+class RecoveryBlock(LayerScaledBlock):
+    """Gives back full-resolution image tokens: each window's image tokens
+    (queries) attend to a neighbourhood of semantic tokens (keys/values).
+
+    Args:
+        window_size (int): Image window side w.
+        sample_size (int): Semantic tokens per window side s.
+        key_window (int): Side of the semantic-token key neighbourhood.
+        **kwargs: :class:`LayerScaledBlock` arguments.
+    """
+
+    def __init__(self, window_size: int, sample_size: int, key_window: int,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.window_size = window_size
+        self.sample_size = sample_size
+        self.key_window = key_window
+
+    def forward(self, image: Tensor, semantic: Tensor,
+                mask: Optional[Tensor], num_windows) -> Tensor:
+        """
+        Args:
+            image (Tensor): (B, H, W, C) image tokens (queries, residual).
+            semantic (Tensor): (B, nW, s*s, C) semantic tokens.
+            mask (Tensor, optional): Bool (nW, 1, 1, k*k) key mask.
+            num_windows (tuple[int, int]): Windows along height and width.
+
+        Returns:
+            Tensor: (B, H, W, C) image tokens.
+        """
+        B, H, W, C = image.shape
+        w, s = self.window_size, self.sample_size
+        grid = merge_windows(semantic, num_windows, s)
+        keys, values = gather_neighbourhoods(
+            self.attn.kv(self.norm1(grid)), self.padded_kv(grid),
+            self.key_window, s, num_windows, self.attn.num_heads)
+        padded = F.pad(image, (0, 0, 0, -W % w, 0, -H % w))
+        queries = partition_windows(self.norm1(padded), w)
+        attended = self.attn(queries, keys, values, mask)
+        attended = merge_windows(attended, num_windows, w)[:, :H, :W]
+        return self.residual(image, attended)
+
+
+class DumbbellUnit(BaseModule):
+    """Six blocks: Swin W-MSA on image tokens, two semantic-token generation
+    steps, a local and a global semantic block, and recovery.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        window_size (int): Image window side w.
+        sample_size (int): Semantic tokens per window side s.
+        semantic_key_windows (tuple[int, int]): Key neighbourhoods of the
+            two generation steps, in image tokens.
+        recovery_key_window (int): Key neighbourhood of the recovery block,
+            in semantic tokens.
+        drop_path_rates (Sequence[float]): One rate per block (6).
+        pad_mask (str): ``'official'`` or ``'exact'``.
+        with_cp (bool): Checkpoint each block's activations.
+        swin_cfg (dict): Extra :class:`SwinBlock` arguments.
+        block_cfg (dict): Extra :class:`LayerScaledBlock` arguments.
+    """
+
+    def __init__(self, embed_dims, num_heads, window_size, sample_size,
+                 semantic_key_windows, recovery_key_window, drop_path_rates,
+                 pad_mask='official', with_cp=False, swin_cfg=dict(),
+                 block_cfg=dict()):
+        super().__init__()
+        self.with_cp = with_cp
+        common = dict(embed_dims=embed_dims, num_heads=num_heads, **block_cfg)
+        window = dict(window_size=window_size, sample_size=sample_size)
+        self.swin_block = SwinBlock(
+            embed_dims, num_heads, window_size, shift=False,
+            drop_path_rate=drop_path_rates[0], **swin_cfg)
+        self.generate = ModuleList([
+            TokenGenerationBlock(
+                key_window=k, drop_path_rate=drop_path_rates[1 + i],
+                pool_pad_value=0. if pad_mask == 'official' else -torch.inf,
+                **window, **common)
+            for i, k in enumerate(semantic_key_windows)
+        ])
+        self.local_block = SemanticBlock(
+            local=True, drop_path_rate=drop_path_rates[3], **common)
+        self.global_block = SemanticBlock(
+            local=False, drop_path_rate=drop_path_rates[4], **common)
+        self.recovery_block = RecoveryBlock(
+            key_window=recovery_key_window, drop_path_rate=drop_path_rates[5],
+            **window, **common)
+
+    def forward(self, x: Tensor, geo: StageGeometry) -> Tensor:
+        """(B, H, W, C) image tokens -> (B, H, W, C) image tokens."""
+        run = self._run
+        x = run(self.swin_block, x)
+        semantic = None
+        for block, mask in zip(self.generate, geo.semantic_masks):
+            semantic = run(block, x, semantic, mask, geo.num_windows)
+        semantic = run(self.local_block, semantic, geo.semantic_valid)
+        semantic = run(self.global_block, semantic, geo.semantic_valid)
+        return run(self.recovery_block, x, semantic, geo.recovery_mask,
+                   geo.num_windows)
+
+    def _run(self, block, *args):
+        return maybe_checkpoint(block, self.with_cp and self.training, *args)
+
+
+class SparsifiedStage(BaseModule):
+    """Stage 3 of STViT-R-Swin: ``depth // 6`` dumbbell units.
+
+    Args:
+        embed_dims (int): Channels.
+        depth (int): Blocks, a multiple of 6.
+        num_heads (int): Heads.
+        drop_path_rates (Sequence[float]): One rate per block.
+        window_size (int): Image window side w.
+        sample_size (int): Semantic tokens per window side s.
+        semantic_key_windows (tuple[int, int]): Generation-step key windows.
+        recovery_key_window (int): Recovery key window.
+        pad_mask (str): ``'official'`` or ``'exact'``.
+        with_cp (bool): Checkpoint each block's activations.
+        swin_cfg (dict): Extra :class:`SwinBlock` arguments.
+        block_cfg (dict): Extra :class:`LayerScaledBlock` arguments.
+    """
+
+    def __init__(self, embed_dims, depth, num_heads, drop_path_rates,
+                 window_size, sample_size, semantic_key_windows,
+                 recovery_key_window, pad_mask='official', with_cp=False,
+                 swin_cfg=dict(), block_cfg=dict()):
+        super().__init__()
+        self.window_size = window_size
+        self.sample_size = sample_size
+        self.semantic_key_windows = tuple(semantic_key_windows)
+        self.recovery_key_window = recovery_key_window
+        self.pad_mask = pad_mask
+        self.units = ModuleList([
+            DumbbellUnit(embed_dims, num_heads, window_size, sample_size,
+                         semantic_key_windows, recovery_key_window,
+                         drop_path_rates[6 * u:6 * u + 6], pad_mask, with_cp,
+                         swin_cfg, block_cfg) for u in range(depth // 6)
+        ])
+
+    def set_sample_size(self, sample_size: int):
+        """Change s (semantic tokens per window side) at inference; the same
+        weights serve any s."""
+        self.sample_size = sample_size
+        for unit in self.units:
+            for block in (*unit.generate, unit.recovery_block):
+                block.sample_size = sample_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        geo = stage_geometry(tuple(x.shape[1:3]), self.window_size,
+                             self.sample_size, self.semantic_key_windows,
+                             self.recovery_key_window, self.pad_mask, x.device)
+        for unit in self.units:
+            x = unit(x, geo)
+        return x

@@ -1,0 +1,263 @@
+"""Swin parts of STViT-R-Swin: the convolutional stem, (shifted) window
+attention blocks, patch merging and a plain Swin stage.
+
+Feature maps stay channel-last, (B, H, W, C), between blocks. The math is the
+released (and mmdet's) Swin: pre-norm blocks, padding to whole windows after
+norm1, relative position bias, a -100 mask across shifted-window seams. The
+attention itself runs through ``scaled_dot_product_attention``.
+"""
+from functools import lru_cache
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn.bricks.drop import build_dropout
+from mmcv.cnn.bricks.transformer import FFN
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor, nn
+
+from .checkpointing import maybe_checkpoint
+
+
+class ConvStem(BaseModule):
+    """Two 3x3 stride-2 conv + BN + Hardswish layers (3 -> C/2 -> C), the
+    released STViT-R-Swin patch embedding. The input is first padded at the
+    bottom and right to a multiple of 4.
+
+    Args:
+        in_channels (int): Image channels.
+        embed_dims (int): Output channels C.
+        norm_cfg (dict): Norm after each conv. Defaults to BN.
+        act_cfg (dict): Activation after each norm. Defaults to HSwish.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 embed_dims: int,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='HSwish'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        conv = dict(kernel_size=3, stride=2, padding=1, bias=False,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.convs = nn.Sequential(
+            ConvModule(in_channels, embed_dims // 2, **conv),
+            ConvModule(embed_dims // 2, embed_dims, **conv))
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, W = x.shape[-2:]
+        x = F.pad(x, (0, -W % 4, 0, -H % 4))
+        return self.convs(x).permute(0, 2, 3, 1)
+
+
+@lru_cache(maxsize=8)
+def relative_position_index(window_size: int) -> Tensor:
+    """(N, N) index into a (2w-1)**2 relative-position table, N = w*w."""
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
+                       indexing='ij')).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    rel = rel + (window_size - 1)
+    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
+
+
+@lru_cache(maxsize=32)
+def shifted_window_mask(padded_size: Tuple[int, int], window_size: int,
+                        shift: int, device: torch.device) -> Tensor:
+    """(nW, 1, N, N) additive mask, -100 between tokens that a cyclic shift
+    brought together from different image regions (Swin's convention)."""
+    region = torch.zeros(padded_size)
+    cuts = (slice(0, -window_size), slice(-window_size, -shift),
+            slice(-shift, None))
+    for i, (rows, cols) in enumerate((r, c) for r in cuts for c in cuts):
+        region[rows, cols] = i
+    windows = partition_windows(region[None, :, :, None], window_size)
+    windows = windows.reshape(-1, window_size * window_size)
+    differs = windows[:, None, :] != windows[:, :, None]
+    mask = torch.zeros(differs.shape).masked_fill(differs, -100.0)
+    return mask[:, None].to(device)
+
+
+def partition_windows(x: Tensor, window_size: int) -> Tensor:
+    """(B, H, W, C) -> (B, nW, w*w, C), H and W multiples of the window."""
+    B, H, W, C = x.shape
+    x = x.reshape(B, H // window_size, window_size, W // window_size,
+                  window_size, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, -1,
+                                               window_size * window_size, C)
+
+
+def merge_windows(windows: Tensor, num_windows: Tuple[int, int],
+                  window_size: int) -> Tensor:
+    """Inverse of :func:`partition_windows`."""
+    B, _, _, C = windows.shape
+    x = windows.reshape(B, *num_windows, window_size, window_size, C)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(B, num_windows[0] * window_size,
+                                               num_windows[1] * window_size, C)
+
+
+class WindowAttention(BaseModule):
+    """Multi-head self-attention inside windows with a relative position bias.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        window_size (int): Window side.
+        qkv_bias (bool): Bias in the qkv projection.
+        attn_drop_rate (float): Dropout on attention weights.
+        proj_drop_rate (float): Dropout after the output projection.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int,
+                 qkv_bias: bool = True, attn_drop_rate: float = 0.,
+                 proj_drop_rate: float = 0.):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.attn_drop_rate = attn_drop_rate
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1)**2, num_heads))
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop_rate)
+
+    def init_weights(self):
+        trunc_normal_(self.relative_position_bias_table, std=.02)
+
+    def position_bias(self) -> Tensor:
+        index = relative_position_index(self.window_size).to(
+            self.relative_position_bias_table.device)
+        bias = self.relative_position_bias_table[index.reshape(-1)]
+        return bias.reshape(*index.shape, -1).permute(2, 0, 1)
+
+    def forward(self, windows: Tensor, mask: Optional[Tensor] = None):
+        """
+        Args:
+            windows (Tensor): (B, nW, N, C) tokens.
+            mask (Tensor, optional): (nW, 1, N, N) additive shift mask.
+
+        Returns:
+            Tensor: (B, nW, N, C).
+        """
+        B, nW, N, C = windows.shape
+        qkv = self.qkv(windows).reshape(B, nW, N, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
+        bias = self.position_bias()
+        if mask is not None:
+            bias = bias + mask
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.to(q.dtype),
+            dropout_p=self.attn_drop_rate if self.training else 0.)
+        out = out.transpose(2, 3).reshape(B, nW, N, C)
+        return self.proj_drop(self.proj(out))
+
+
+class SwinBlock(BaseModule):
+    """Pre-norm (shifted) window attention block followed by an MLP.
+
+    Args:
+        embed_dims (int): Channels.
+        num_heads (int): Heads.
+        window_size (int): Window side.
+        shift (bool): Shift windows by half a window (SW-MSA).
+        mlp_ratio (float): MLP hidden channels / channels.
+        qkv_bias (bool): Bias in the qkv projection.
+        drop_rate (float): Dropout after projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        drop_path_rate (float): Stochastic depth of both branches.
+        act_cfg (dict): MLP activation.
+        norm_cfg (dict): Norm layers.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7,
+                 shift: bool = False, mlp_ratio: float = 4.,
+                 qkv_bias: bool = True, drop_rate: float = 0.,
+                 attn_drop_rate: float = 0., drop_path_rate: float = 0.,
+                 act_cfg: dict = dict(type='GELU'),
+                 norm_cfg: dict = dict(type='LN')):
+        super().__init__()
+        self.window_size = window_size
+        self.shift_size = window_size // 2 if shift else 0
+        self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.attn = WindowAttention(embed_dims, num_heads, window_size,
+                                    qkv_bias, attn_drop_rate, drop_rate)
+        self.drop_path = build_dropout(
+            dict(type='DropPath', drop_prob=drop_path_rate))
+        self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
+        self.ffn = FFN(embed_dims, int(embed_dims * mlp_ratio), num_fcs=2,
+                       ffn_drop=drop_rate, act_cfg=act_cfg,
+                       dropout_layer=dict(type='DropPath',
+                                          drop_prob=drop_path_rate))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, H, W, C) -> (B, H, W, C)."""
+        B, H, W, C = x.shape
+        w, shift = self.window_size, self.shift_size
+        y = F.pad(self.norm1(x), (0, 0, 0, -W % w, 0, -H % w))
+        Hp, Wp = y.shape[1:3]
+        mask = None
+        if shift:
+            y = torch.roll(y, (-shift, -shift), dims=(1, 2))
+            mask = shifted_window_mask((Hp, Wp), w, shift, x.device)
+        y = self.attn(partition_windows(y, w), mask)
+        y = merge_windows(y, (Hp // w, Wp // w), w)
+        if shift:
+            y = torch.roll(y, (shift, shift), dims=(1, 2))
+        x = x + self.drop_path(y[:, :H, :W])
+        return self.ffn(self.norm2(x), identity=x)
+
+
+class PatchMerging(BaseModule):
+    """2x2 neighbourhood concatenation (released channel order: (0,0), (1,0),
+    (0,1), (1,1)), norm and a linear reduction to twice the channels. Odd
+    sides are zero-padded.
+
+    Args:
+        in_channels (int): Channels C of the input.
+        norm_cfg (dict): Norm over the 4C concatenation.
+    """
+
+    def __init__(self, in_channels: int, norm_cfg: dict = dict(type='LN')):
+        super().__init__()
+        self.norm = build_norm_layer(norm_cfg, 4 * in_channels)[1]
+        self.reduction = nn.Linear(4 * in_channels, 2 * in_channels,
+                                   bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, W = x.shape[1:3]
+        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2],
+                       x[:, 1::2, 1::2]], dim=-1)
+        return self.reduction(self.norm(x))
+
+
+class SwinStage(BaseModule):
+    """Swin blocks alternating W-MSA and SW-MSA.
+
+    Args:
+        embed_dims (int): Channels.
+        depth (int): Number of blocks.
+        num_heads (int): Heads.
+        drop_path_rates (Sequence[float]): One rate per block.
+        with_cp (bool): Checkpoint each block's activations.
+        block_cfg: Remaining :class:`SwinBlock` arguments.
+    """
+
+    def __init__(self, embed_dims: int, depth: int, num_heads: int,
+                 drop_path_rates: Sequence[float], with_cp: bool = False,
+                 **block_cfg):
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = ModuleList([
+            SwinBlock(embed_dims, num_heads, shift=i % 2 == 1,
+                      drop_path_rate=drop_path_rates[i], **block_cfg)
+            for i in range(depth)
+        ])
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self.blocks:
+            x = maybe_checkpoint(block, self.with_cp and self.training, x)
+        return x

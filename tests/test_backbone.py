@@ -1,0 +1,276 @@
+"""STViT-R-Swin backbone: parity with the released implementation, shapes,
+gradients, masking modes, checkpointing, freezing and input/config errors."""
+import math
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import stvit_mm  # noqa: F401
+from official_reference import official_forward
+from stvit_mm.models import STViTRSwin
+from stvit_mm.models.layers.semantic import LayerScaledBlock
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FIXTURE = osp.join(ROOT, 'tests', 'data', 'stvit_r_official_parity.pth')
+CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
+                     'stvit_r_official_to_mm.py')
+TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8))
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+@pytest.fixture(scope='module')
+def fixture():
+    return torch.load(FIXTURE, weights_only=True)
+
+
+def model_kwargs(cfg, **overrides):
+    kwargs = dict(
+        embed_dims=cfg['embed_dim'], depths=cfg['depths'],
+        num_heads=cfg['num_heads'], window_size=cfg['window_size'],
+        sample_window_size=cfg['window_sample_size'],
+        semantic_key_windows=(cfg['k_window_size_1'],
+                              cfg['k_window_size_2']),
+        recovery_key_window=cfg['restore_k_window_size'],
+        pad_mask='official', drop_path_rate=0.)
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture(scope='module')
+def converted(fixture, tmp_path_factory):
+    """Each fixture unit's weights, released as an ImageNet-style file and
+    pushed through the real converter script."""
+    out = {}
+    folder = tmp_path_factory.mktemp('converted')
+    for name, unit in fixture.items():
+        src, dst = folder / f'{name}_release.pth', folder / f'{name}_mm.pth'
+        release = dict(unit['state_dict'])
+        release['head.weight'] = torch.zeros(10, 128)  # classifier to drop
+        release['norm.weight'] = torch.ones(128)
+        torch.save({'model': release, 'epoch': 300}, src)
+        proc = subprocess.run([sys.executable, CONVERTER, str(src), str(dst)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert 'head.weight' in proc.stdout  # the drop is reported
+        out[name] = str(dst)
+    return out
+
+
+def build(cfg, checkpoint, **overrides):
+    model = STViTRSwin(**model_kwargs(
+        cfg, init_cfg=dict(type='Pretrained', checkpoint=checkpoint),
+        **overrides))
+    model.init_weights()
+    model.eval()
+    return model
+
+
+@pytest.mark.parametrize('unit', ['unit1', 'unit2'])
+def test_parity_with_released_outputs(fixture, converted, unit):
+    model = build(fixture[unit]['config'], converted[unit])
+    for case in fixture[unit]['cases']:
+        with torch.no_grad():
+            outs = model(case['input'])
+        for out, expected in zip(outs, case['outputs']):
+            assert out.shape == expected.shape
+            assert rel_err(out, expected) < 1e-4, tuple(case['input'].shape)
+
+
+@pytest.mark.parametrize('shape', [(2, 3, 97, 61), (1, 3, 1, 1),
+                                   (1, 3, 7, 300), (3, 3, 150, 229)])
+def test_parity_with_reference_beyond_the_fixture(fixture, converted, shape):
+    unit = fixture['unit1']
+    model = build(unit['config'], converted['unit1'])
+    img = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outs = model(img)
+    for out, expected in zip(outs, official_forward(unit['state_dict'],
+                                                    unit['config'], img)):
+        assert rel_err(out, expected) < 1e-4
+
+
+@pytest.mark.parametrize('s', [2, 4])
+def test_semantic_token_count_is_an_inference_dial(fixture, converted, s):
+    unit = fixture['unit2']
+    model = build(unit['config'], converted['unit2'])
+    model.sample_window_size = s
+    img = torch.randn(1, 3, 200, 304)
+    with torch.no_grad():
+        outs = model(img)
+    cfg = dict(unit['config'], window_sample_size=s)
+    for out, expected in zip(outs, official_forward(unit['state_dict'], cfg,
+                                                    img)):
+        assert rel_err(out, expected) < 1e-4
+
+
+@pytest.mark.parametrize('H,W', [(1, 1), (5, 3), (31, 64), (57, 113)])
+def test_output_strides(H, W):
+    model = STViTRSwin(**TINY).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, H, W))
+    for i, out in enumerate(outs):
+        stride = 2**(i + 2)
+        assert out.shape == (1, 16 * 2**i, math.ceil(H / stride),
+                             math.ceil(W / stride))
+        assert torch.isfinite(out).all()
+
+
+def set_layer_scales(model, value):
+    # At their 1e-5 init, stacked layer scales shrink the gradient reaching
+    # the first generation step to ~1e-18; order-1 scales make every block
+    # visibly matter, as in the fixture.
+    for name, p in model.named_parameters():
+        if 'gamma' in name:
+            p.data.fill_(value)
+
+
+def test_every_parameter_gets_a_finite_gradient():
+    model = STViTRSwin(**TINY, drop_path_rate=0.2)
+    model.init_weights()
+    set_layer_scales(model, 0.5)
+    model.train()
+    outs = model(torch.randn(2, 3, 75, 90))
+    sum(o.square().mean() for o in outs).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+def _with_random_padding_keys(monkeypatch):
+    original = LayerScaledBlock.padded_kv
+
+    def random_fill(self, like):
+        return torch.randn_like(original(self, like)) * 10
+
+    monkeypatch.setattr(LayerScaledBlock, 'padded_kv', random_fill)
+
+
+@pytest.mark.parametrize('pad_mask,independent', [('exact', True),
+                                                  ('official', False)])
+def test_exact_mode_ignores_what_padded_keys_hold(monkeypatch, pad_mask,
+                                                  independent):
+    torch.manual_seed(0)
+    model = STViTRSwin(**TINY, pad_mask=pad_mask)
+    model.init_weights()
+    set_layer_scales(model, 1.)
+    model.eval()
+    img = torch.randn(2, 3, 200, 150)  # stage 3: 13x10, padded both ways
+    with torch.no_grad():
+        before = model(img)
+        _with_random_padding_keys(monkeypatch)
+        after = model(img)
+    same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(before, after))
+    assert same == independent
+
+
+def test_with_cp_gives_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = STViTRSwin(**TINY, drop_path_rate=0.)
+    plain.init_weights()
+    ckpt = STViTRSwin(**TINY, drop_path_rate=0., with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    img = torch.randn(1, 3, 64, 96)
+    grads = []
+    for model in (plain, ckpt):
+        model.train()
+        outs = model(img)
+        sum(o.sum() for o in outs).backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    for o1, o2 in zip(plain(img), ckpt(img)):
+        assert torch.allclose(o1, o2, atol=1e-6)
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_frozen_stages():
+    model = STViTRSwin(**TINY, frozen_stages=2)
+    model.train()
+    frozen = ('patch_embed.', 'stages.0.', 'stages.1.', 'norm0.', 'norm1.',
+              'downsamples.0.', 'downsamples.1.')
+    for name, p in model.named_parameters():
+        assert p.requires_grad != name.startswith(frozen), name
+    assert not model.patch_embed.training and not model.stages[1].training
+    assert model.stages[2].training
+    assert model.train() is model  # unlike mmdet's Swin, train() chains
+
+
+def test_bf16_autocast_matches_fp32():
+    torch.manual_seed(0)
+    model = STViTRSwin(**TINY)
+    model.init_weights()
+    model.eval()
+    img = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        ref = model(img)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            low = model(img)
+    for a, b in zip(low, ref):
+        # The output LayerNorms autocast to fp32; the blocks ran in bf16.
+        assert not torch.equal(a.float(), b)
+        assert rel_err(a.float(), b) < 0.1
+
+
+@pytest.mark.parametrize('kwargs,fragment', [
+    (dict(depths=(2, 2, 8, 2)), 'multiple of 6'),
+    (dict(depths=(2, 2, 6)), 'depths and num_heads need 4'),
+    (dict(sample_window_size=0), 'sample_window_size must be in 1..7'),
+    (dict(sample_window_size=8), 'sample_window_size must be in 1..7'),
+    (dict(semantic_key_windows=(5, 21)), 'semantic_key_windows must each'),
+    (dict(recovery_key_window=2), 'recovery_key_window'),
+    (dict(pad_mask='none'), "pad_mask must be one of ('official', 'exact')"),
+    (dict(num_heads=(3, 2, 4, 8)), 'num_heads[0]=3 must divide'),
+    (dict(out_indices=(4, )), 'out_indices'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+])
+def test_impossible_configs_are_refused(kwargs, fragment):
+    with pytest.raises(ValueError, match='STViTRSwin') as err:
+        STViTRSwin(**dict(TINY, **kwargs))
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize('img,fragment', [
+    (torch.randn(3, 64, 64), 'expects images of shape'),
+    (torch.randn(1, 1, 3, 64, 64), 'expects images of shape'),
+    (torch.randn(1, 4, 64, 64), 'got 4 channels'),
+    (torch.randn(0, 3, 64, 64), 'empty input'),
+])
+def test_bad_inputs_are_refused(img, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        STViTRSwin(**TINY)(img)
+
+
+def test_checkpoint_for_another_architecture_lists_mismatches(tmp_path):
+    other = STViTRSwin(embed_dims=32, depths=(2, 2, 6, 2),
+                       num_heads=(1, 2, 4, 8))
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': other.state_dict()}, path)
+    model = STViTRSwin(**TINY, init_cfg=dict(type='Pretrained',
+                                             checkpoint=str(path)))
+    with pytest.raises(ValueError,
+                       match=r'shape mismatches: .*checkpoint \(128,\) vs '
+                       r'model \(64,\)'):
+        model.init_weights()
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg', 'mmpretrain'])
+def test_registered_in_every_library(scope):
+    import importlib
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    # Registry.get would import mmpretrain.models, which needs torchvision
+    # (not installable with this CPU torch); the registration itself does not.
+    assert registry.module_dict['STViTRSwin'] is STViTRSwin
+
+
+@pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
+def test_bare_type_builds_under_each_default_scope(scope):
+    from mmengine.registry import MODELS, init_default_scope
+    init_default_scope(scope)
+    model = MODELS.build(dict(type='STViTRSwin', **TINY))
+    assert isinstance(model, STViTRSwin)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs the pinned OpenMMLab stack (requirements.txt) and this package into .venv/.
+#
+# mmcv 2.1.0 has no wheel for torch 2.13, so it is compiled from its sdist with the
+# CPU ops (~15 min on 2 cores). The built wheel is cached outside the repo, keyed by
+# the torch version and Python tag it was compiled against, so later installs on the
+# same machine reuse it in seconds. Safe to run again: it only does what is missing.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${STVIT_MM_VENV:-$ROOT/.venv}"
+CACHE="${STVIT_MM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stvit_mm}"
+PINS="$ROOT/requirements.txt"
+PYTHON="${PYTHON:-python3.11}"
+
+log() { printf '[install] %s\n' "$*"; }
+pin() { grep -E "^$1[=<>]" "$PINS" | head -n1; }
+
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' \
+  || { echo "[install] Python 3.11 is required (found $("$PYTHON" --version))." >&2; exit 1; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip install --disable-pip-version-check -q)
+
+# torch first: everything else, mmcv's compiled ops above all, is built against it.
+log "torch and build tools"
+"${PIP[@]}" "$(pin torch)" "$(pin setuptools)" "$(pin numpy)" ninja psutil wheel
+
+torch_ver="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
+py_tag="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+mmcv_pin="$(pin mmcv)"
+mmcv_ver="${mmcv_pin#mmcv==}"
+wheel_dir="$CACHE/wheels/mmcv-${mmcv_ver}-torch${torch_ver}-${py_tag}"
+
+mmcv_ok() {
+  "$PY" - <<PYEOF 2>/dev/null
+import importlib.metadata as md, mmcv, mmcv._ext  # _ext is the compiled ops
+assert md.version('mmcv') == '${mmcv_ver}'
+PYEOF
+}
+
+if mmcv_ok; then
+  log "mmcv ${mmcv_ver} with ops already installed"
+else
+  if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
+    log "building mmcv ${mmcv_ver} with CPU ops for torch ${torch_ver}/${py_tag} (about 15 minutes on 2 cores)"
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")"
+    # --no-build-isolation: the isolated build env has no torch, and mmcv then silently skips its ops.
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "$PY" -m pip wheel --disable-pip-version-check \
+      --no-build-isolation --no-deps -w "$tmp" "$mmcv_pin"
+    mkdir -p "$wheel_dir"
+    # Move into place only once complete, so an interrupted build never leaves a bad cache entry.
+    mv "$tmp"/mmcv-*.whl "$wheel_dir"/
+    rm -rf "$tmp"
+  else
+    log "reusing cached $(ls "$wheel_dir"/mmcv-*.whl)"
+  fi
+  # With its dependencies (opencv, addict, ...), held to the pins.
+  "${PIP[@]}" --force-reinstall --no-deps "$wheel_dir"/mmcv-*.whl
+  "${PIP[@]}" -c "$PINS" "$wheel_dir"/mmcv-*.whl
+  mmcv_ok || { echo "[install] mmcv installed but its compiled ops do not load; delete $wheel_dir and retry." >&2; exit 1; }
+fi
+
+log "the rest of the stack and stvit_mm (editable)"
+"${PIP[@]}" -r "$PINS" -e "$ROOT"
+"$PY" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain.registry, stvit_mm' \
+  || { echo "[install] the stack installed but does not import; see the error above." >&2; exit 1; }
+touch "$VENV/.stvit_mm_installed"
+log "done: $("$PY" -c 'import torch, mmcv, mmdet, mmseg, mmpretrain, mmengine; print(f"torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, mmpretrain {mmpretrain.__version__}")')"

@@ -19,8 +19,9 @@ Two masking modes exist:
   at least one real image token).
 
 -1000 underflows to an exact zero in ``softmax`` whenever at least one key is
-unmasked, so both modes are expressed as boolean "may attend" masks, which
-lets ``scaled_dot_product_attention`` skip the float-mask path.
+unmasked, so both modes become additive 0 / -inf masks, shared by all queries
+of a window: that is the form ``scaled_dot_product_attention``'s fused CPU
+kernel takes at full speed (a boolean mask is slower there).
 """
 import math
 from dataclasses import dataclass
@@ -149,18 +150,26 @@ class StageGeometry:
         size (tuple[int, int]): Image-token grid (H, W) entering the stage.
         pads (tuple[int, int]): Bottom and right pads to whole windows.
         num_windows (tuple[int, int]): Windows along height and width.
-        semantic_masks (tuple[Tensor | None]): Per generation step, bool
+        semantic_masks (tuple[Tensor | None]): Per generation step, additive
             (nW, 1, 1, k*k) key masks, or None when every key takes part.
-        recovery_mask (Tensor | None): Bool (nW, 1, 1, k*k) recovery key mask.
-        semantic_valid (Tensor | None): Bool (nW, s*s) semantic tokens pooled
-            from at least one real image token (exact mode), else None.
+        recovery_mask (Tensor | None): Additive (nW, 1, 1, k*k) recovery key
+            mask.
+        local_mask (Tensor | None): Additive (nW, 1, 1, s*s) mask of the
+            semantic tokens pooled from padding alone (exact mode), else None.
+        global_mask (Tensor | None): The same as (1, 1, 1, nW*s*s).
+        recovery_dense (bool): The recovery block attends to all semantic
+            tokens (window order) plus one folded padding key, with
+            ``recovery_mask`` of shape (nW, 1, 1, nW*s*s + 1), instead of
+            gathering a neighbourhood per window.
     """
     size: Tuple[int, int]
     pads: Tuple[int, int]
     num_windows: Tuple[int, int]
     semantic_masks: Tuple[Optional[Tensor], ...]
     recovery_mask: Optional[Tensor]
-    semantic_valid: Optional[Tensor]
+    local_mask: Optional[Tensor] = None
+    global_mask: Optional[Tensor] = None
+    recovery_dense: bool = False
 
     @property
     def padded_size(self) -> Tuple[int, int]:
@@ -168,9 +177,53 @@ class StageGeometry:
 
 
 def _as_attn_mask(may_attend: Tensor) -> Optional[Tensor]:
+    """(G, N) bool -> additive (G, 1, 1, N) 0/-inf mask, None if all True."""
     if bool(may_attend.all()):
         return None
-    return may_attend[:, None, None, :]
+    mask = torch.zeros(may_attend.shape).masked_fill(~may_attend, -torch.inf)
+    return mask[:, None, None, :]
+
+
+# Dense recovery attention does (N + 1) / k**2 times the gathered version's
+# attention math; below this ratio avoiding the gather more than pays for it.
+DENSE_RECOVERY_MAX_RATIO = 1.25
+
+
+def _dense_recovery_mask(may_attend: Tensor, num_windows, sample_size,
+                         key_window) -> Tensor:
+    """Turn per-window neighbourhood masks into a mask over all semantic
+    tokens (window order) plus one folded padding key.
+
+    Every padded key of the released code holds the same vector, so n of
+    them contribute exactly what one does with its logit raised by log(n).
+
+    Args:
+        may_attend (Tensor): Bool (nW, k*k) neighbourhood mask.
+        num_windows (tuple[int, int]): Windows along height and width.
+        sample_size (int): Semantic tokens per window side s.
+        key_window (int): Neighbourhood side k, in semantic tokens.
+
+    Returns:
+        Tensor: Additive (nW, N + 1) mask, N = nW * s * s.
+    """
+    nW = may_attend.shape[0]
+    N = nW * sample_size * sample_size
+    order = _windows_to_grid(torch.arange(N).reshape(nW, -1), num_windows,
+                             sample_size)
+    before, after = neighbourhood_padding(key_window, sample_size)
+    order = torch.nn.functional.pad(order, (before, after, before, after),
+                                    value=-1)
+    index = order.unfold(0, key_window, sample_size).unfold(
+        1, key_window, sample_size).reshape(nW, -1)
+    inside = index >= 0
+    mask = torch.full((nW, N + 1), -torch.inf)
+    rows = torch.arange(nW)[:, None].expand_as(index)
+    keep = inside & may_attend
+    mask[rows[keep], index[keep]] = 0.
+    padded = (~inside & may_attend).sum(dim=1)
+    mask[:, N] = torch.where(padded > 0, padded.float().log(),
+                             torch.tensor(-torch.inf))
+    return mask
 
 
 def _semantic_validity(size, pads, window_size, sample_size) -> Tensor:
@@ -209,7 +262,10 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
             for k in semantic_key_windows)
         recovery = _official_key_mask(semantic_grid, pads,
                                       recovery_key_window, sample_size)
-        semantic_valid = None
+        # The released code attends to every semantic token.
+        semantic_valid = torch.ones(num_windows[0] * num_windows[1],
+                                    sample_size * sample_size,
+                                    dtype=torch.bool)
     else:
         real = torch.zeros(padded, dtype=torch.bool)
         real[:H, :W] = True
@@ -222,15 +278,25 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
                                       sample_size)
         recovery = _exact_key_mask(valid_grid, recovery_key_window,
                                    sample_size)
-        if bool(semantic_valid.all()):
-            semantic_valid = None
+    num_semantic = semantic_grid[0] * semantic_grid[1]
+    dense = (num_semantic + 1 <=
+             DENSE_RECOVERY_MAX_RATIO * recovery_key_window**2)
+    if dense:
+        recovery_mask = _dense_recovery_mask(recovery, num_windows,
+                                             sample_size,
+                                             recovery_key_window)[:, None,
+                                                                  None]
+    else:
+        recovery_mask = _as_attn_mask(recovery)
     return StageGeometry(
         size=size,
         pads=pads,
         num_windows=num_windows,
         semantic_masks=tuple(_as_attn_mask(m) for m in semantic_masks),
-        recovery_mask=_as_attn_mask(recovery),
-        semantic_valid=semantic_valid)
+        recovery_mask=recovery_mask,
+        recovery_dense=dense,
+        local_mask=_as_attn_mask(semantic_valid),
+        global_mask=_as_attn_mask(semantic_valid.reshape(1, -1)))
 
 
 @lru_cache(maxsize=32)
@@ -268,4 +334,6 @@ def stage_geometry(size: Tuple[int, int], window_size: int, sample_size: int,
         num_windows=geo.num_windows,
         semantic_masks=tuple(move(m) for m in geo.semantic_masks),
         recovery_mask=move(geo.recovery_mask),
-        semantic_valid=move(geo.semantic_valid))
+        local_mask=move(geo.local_mask),
+        global_mask=move(geo.global_mask),
+        recovery_dense=geo.recovery_dense)

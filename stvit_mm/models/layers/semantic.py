@@ -61,26 +61,47 @@ class TokenAttention(BaseModule):
         kv = self.kv(tokens).reshape(B, G, N, 2, self.num_heads, -1)
         return kv.permute(3, 0, 1, 4, 2, 5).unbind(0)
 
+    @staticmethod
+    def batch_mask(mask: Optional[Tensor], batch: int,
+                   dtype: torch.dtype) -> Optional[Tensor]:
+        """Repeat a per-group (G, 1, 1, N) mask for (B*G) attention rows."""
+        if mask is None:
+            return None
+        return mask.to(dtype).repeat(batch, 1, 1, 1)
+
     def forward(self, queries: Tensor, keys: Tensor, values: Tensor,
                 mask: Optional[Tensor] = None) -> Tensor:
         """
         Args:
             queries (Tensor): (B, G, Nq, C) normed query tokens, G groups
                 (windows) attended independently.
-            keys (Tensor): (B, G, heads, Nk, C // heads).
+            keys (Tensor): (B, G, heads, Nk, C // heads), or
+                (B, 1, heads, Nk, C // heads) when all groups share them.
             values (Tensor): Same shape as keys.
-            mask (Tensor, optional): Bool, broadcastable to
-                (B, G, heads, Nq, Nk); True where a key takes part.
+            mask (Tensor, optional): Additive (G, 1, 1, Nk) key mask.
 
         Returns:
             Tensor: (B, G, Nq, C).
         """
         B, G, N, C = queries.shape
-        q = self.q(queries).reshape(B, G, N, self.num_heads, -1).transpose(
-            2, 3)
-        out = F.scaled_dot_product_attention(
-            q, keys, values, attn_mask=mask,
-            dropout_p=self.attn_drop_rate if self.training else 0.)
+        # 4-D (B*G, heads, N, d) operands: the fused CPU kernel takes no more.
+        q = self.q(queries).reshape(B, G, N, self.num_heads,
+                                    -1).transpose(2, 3)
+        dropout = self.attn_drop_rate if self.training else 0.
+        if keys.shape[1] == 1 and G > 1:
+            # Shared keys: broadcast (stride 0) per sample, never copied.
+            out = torch.stack([
+                F.scaled_dot_product_attention(
+                    q[b], keys[b].expand(G, -1, -1, -1),
+                    values[b].expand(G, -1, -1, -1),
+                    attn_mask=None if mask is None else mask.to(q.dtype),
+                    dropout_p=dropout) for b in range(B)
+            ])
+        else:
+            out = F.scaled_dot_product_attention(
+                q.flatten(0, 1), keys.flatten(0, 1), values.flatten(0, 1),
+                attn_mask=self.batch_mask(mask, B, q.dtype),
+                dropout_p=dropout).reshape(B, G, self.num_heads, N, -1)
         return self.proj_drop(self.proj(out.transpose(2, 3).reshape(
             B, G, N, C)))
 
@@ -225,13 +246,11 @@ class SemanticBlock(LayerScaledBlock):
         super().__init__(**kwargs)
         self.local = local
 
-    def forward(self, semantic: Tensor,
-                valid: Optional[Tensor] = None) -> Tensor:
+    def forward(self, semantic: Tensor, geo: StageGeometry) -> Tensor:
         """
         Args:
             semantic (Tensor): (B, nW, s*s, C).
-            valid (Tensor, optional): Bool (nW, s*s): tokens that may be
-                attended to. None lets every token take part.
+            geo (StageGeometry): Masks of tokens pooled from padding alone.
 
         Returns:
             Tensor: (B, nW, s*s, C).
@@ -240,9 +259,7 @@ class SemanticBlock(LayerScaledBlock):
         groups = semantic if self.local else semantic.reshape(B, 1, nW * N, C)
         normed = self.norm1(groups)
         keys, values = self.attn.split_kv(normed)
-        mask = None
-        if valid is not None:
-            mask = valid.reshape(groups.shape[1], 1, 1, -1)
+        mask = geo.local_mask if self.local else geo.global_mask
         attended = self.attn(normed, keys, values, mask)
         return self.residual(semantic, attended.reshape(B, nW, N, C))
 
@@ -266,28 +283,39 @@ class RecoveryBlock(LayerScaledBlock):
         self.key_window = key_window
 
     def forward(self, image: Tensor, semantic: Tensor,
-                mask: Optional[Tensor], num_windows) -> Tensor:
+                geo: StageGeometry) -> Tensor:
         """
         Args:
             image (Tensor): (B, H, W, C) image tokens (queries, residual).
             semantic (Tensor): (B, nW, s*s, C) semantic tokens.
-            mask (Tensor, optional): Bool (nW, 1, 1, k*k) key mask.
-            num_windows (tuple[int, int]): Windows along height and width.
+            geo (StageGeometry): Window counts and the recovery key mask.
 
         Returns:
             Tensor: (B, H, W, C) image tokens.
         """
         B, H, W, C = image.shape
         w, s = self.window_size, self.sample_size
-        grid = merge_windows(semantic, num_windows, s)
-        keys, values = gather_neighbourhoods(
-            self.attn.kv(self.norm1(grid)), self.padded_kv(grid),
-            self.key_window, s, num_windows, self.attn.num_heads)
+        if geo.recovery_dense:
+            keys, values = self.dense_kv(semantic)
+        else:
+            grid = merge_windows(semantic, geo.num_windows, s)
+            keys, values = gather_neighbourhoods(
+                self.attn.kv(self.norm1(grid)), self.padded_kv(grid),
+                self.key_window, s, geo.num_windows, self.attn.num_heads)
         padded = F.pad(image, (0, 0, 0, -W % w, 0, -H % w))
         queries = partition_windows(self.norm1(padded), w)
-        attended = self.attn(queries, keys, values, mask)
-        attended = merge_windows(attended, num_windows, w)[:, :H, :W]
+        attended = self.attn(queries, keys, values, geo.recovery_mask)
+        attended = merge_windows(attended, geo.num_windows, w)[:, :H, :W]
         return self.residual(image, attended)
+
+    def dense_kv(self, semantic: Tensor):
+        """Keys/values of all semantic tokens plus one padded key, shared by
+        every window: (B, 1, heads, nW*s*s + 1, C // heads) each."""
+        B, nW, N, C = semantic.shape
+        tokens = self.norm1(semantic.reshape(B, 1, nW * N, C))
+        padded = self.norm1(semantic.new_zeros(1, 1, 1, C))
+        return self.attn.split_kv(
+            torch.cat([tokens, padded.expand(B, 1, 1, C)], dim=2))
 
 
 class DumbbellUnit(BaseModule):
@@ -343,10 +371,9 @@ class DumbbellUnit(BaseModule):
         semantic = None
         for block, mask in zip(self.generate, geo.semantic_masks):
             semantic = run(block, x, semantic, mask, geo.num_windows)
-        semantic = run(self.local_block, semantic, geo.semantic_valid)
-        semantic = run(self.global_block, semantic, geo.semantic_valid)
-        return run(self.recovery_block, x, semantic, geo.recovery_mask,
-                   geo.num_windows)
+        semantic = run(self.local_block, semantic, geo)
+        semantic = run(self.global_block, semantic, geo)
+        return run(self.recovery_block, x, semantic, geo)
 
     def _run(self, block, *args):
         return maybe_checkpoint(block, self.with_cp and self.training, *args)

@@ -143,15 +143,16 @@ class WindowAttention(BaseModule):
             Tensor: (B, nW, N, C).
         """
         B, nW, N, C = windows.shape
-        qkv = self.qkv(windows).reshape(B, nW, N, 3, self.num_heads, -1)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
-        bias = self.position_bias()
+        # 4-D (B*nW, heads, N, d) operands: the fused CPU kernel takes no more.
+        qkv = self.qkv(windows).reshape(B * nW, N, 3, self.num_heads, -1)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        bias = self.position_bias()[None]
         if mask is not None:
-            bias = bias + mask
+            bias = (bias + mask).repeat(B, 1, 1, 1)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias.to(q.dtype),
             dropout_p=self.attn_drop_rate if self.training else 0.)
-        out = out.transpose(2, 3).reshape(B, nW, N, C)
+        out = out.transpose(1, 2).reshape(B, nW, N, C)
         return self.proj_drop(self.proj(out))
 
 

@@ -6,7 +6,8 @@ registry only searches itself and its parents, never its siblings, so the
 class is registered into each library's ``MODELS`` explicitly.
 """
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS  # no torchvision needed
+# mmpretrain.registry imports without torchvision (mmpretrain.models does not).
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 MODEL_REGISTRIES = (MMDET_MODELS, MMSEG_MODELS, MMPRETRAIN_MODELS)

@@ -183,7 +183,8 @@ def _recovery(x, y, sd, p, heads, w, s, k):
     left, right = math.floor((k - s) / 2), math.ceil((k - s) / 2)
     mask = _pad_mask(B, Hs, Ws, pad_b, pad_r, left, right, k, s, w * w)
     grid = F.pad(grid, (0, 0, left, right, left, right))
-    kw = F.unfold(grid.permute(0, 3, 1, 2), k, stride=s).reshape(B, C, k, k, -1)
+    kw = F.unfold(grid.permute(0, 3, 1, 2), k, stride=s)
+    kw = kw.reshape(B, C, k, k, -1)
     kw = _ln(kw.permute(0, 4, 2, 3, 1).reshape(-1, k * k, C), sd,
              p + '.norm1')
     out = shortcut + sd[p + '.layer_scale_1'] * _attend(

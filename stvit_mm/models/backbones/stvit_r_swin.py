@@ -3,7 +3,6 @@ from A Token Sparsification View", CVPR 2023), detection/segmentation variant.
 """
 from typing import Dict, Optional, Sequence
 
-import torch
 from mmcv.cnn import build_norm_layer
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule, ModuleList

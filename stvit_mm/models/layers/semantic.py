@@ -196,28 +196,27 @@ class TokenGenerationBlock(LayerScaledBlock):
     Args:
         window_size (int): Image window side w.
         sample_size (int): Semantic tokens per window side s.
-        key_window (int): Side of the image-token key neighbourhood.
         pool_pad_value (float): Value of the window padding during pooling.
         **kwargs: :class:`LayerScaledBlock` arguments.
     """
 
-    def __init__(self, window_size: int, sample_size: int, key_window: int,
+    def __init__(self, window_size: int, sample_size: int,
                  pool_pad_value: float = 0., **kwargs):
         super().__init__(**kwargs)
         self.window_size = window_size
         self.sample_size = sample_size
-        self.key_window = key_window
         self.pool_pad_value = pool_pad_value
 
     def forward(self, image: Tensor, semantic: Optional[Tensor],
-                mask: Optional[Tensor], num_windows) -> Tensor:
+                index: Tensor, mask: Optional[Tensor]) -> Tensor:
         """
         Args:
             image (Tensor): (B, H, W, C) image tokens.
             semantic (Tensor, optional): (B, nW, s*s, C) query tokens; None
                 to pool them from ``image``.
-            mask (Tensor, optional): Bool (nW, 1, 1, k*k) key mask.
-            num_windows (tuple[int, int]): Windows along height and width.
+            index (Tensor): (nW, k*k) neighbourhood index into the image
+                tokens (H*W = padding).
+            mask (Tensor, optional): Additive (nW, 1, 1, k*k) key mask.
 
         Returns:
             Tensor: (B, nW, s*s, C) semantic tokens.
@@ -225,10 +224,9 @@ class TokenGenerationBlock(LayerScaledBlock):
         if semantic is None:
             semantic = max_pool_windows(image, self.window_size,
                                         self.sample_size, self.pool_pad_value)
-        kv = self.attn.kv(self.norm1(image))
-        keys, values = gather_neighbourhoods(
-            kv, self.padded_kv(image), self.key_window, self.window_size,
-            num_windows, self.attn.num_heads)
+        kv = self.attn.kv(self.norm1(image.flatten(1, 2)))
+        keys, values = gather_neighbourhoods(kv, self.padded_kv(image), index,
+                                             self.attn.num_heads)
         attended = self.attn(self.norm1(semantic), keys, values, mask)
         return self.residual(semantic, attended)
 
@@ -270,17 +268,12 @@ class RecoveryBlock(LayerScaledBlock):
 
     Args:
         window_size (int): Image window side w.
-        sample_size (int): Semantic tokens per window side s.
-        key_window (int): Side of the semantic-token key neighbourhood.
         **kwargs: :class:`LayerScaledBlock` arguments.
     """
 
-    def __init__(self, window_size: int, sample_size: int, key_window: int,
-                 **kwargs):
+    def __init__(self, window_size: int, **kwargs):
         super().__init__(**kwargs)
         self.window_size = window_size
-        self.sample_size = sample_size
-        self.key_window = key_window
 
     def forward(self, image: Tensor, semantic: Tensor,
                 geo: StageGeometry) -> Tensor:
@@ -294,14 +287,14 @@ class RecoveryBlock(LayerScaledBlock):
             Tensor: (B, H, W, C) image tokens.
         """
         B, H, W, C = image.shape
-        w, s = self.window_size, self.sample_size
+        w = self.window_size
         if geo.recovery_dense:
             keys, values = self.dense_kv(semantic)
         else:
-            grid = merge_windows(semantic, geo.num_windows, s)
             keys, values = gather_neighbourhoods(
-                self.attn.kv(self.norm1(grid)), self.padded_kv(grid),
-                self.key_window, s, geo.num_windows, self.attn.num_heads)
+                self.attn.kv(self.norm1(semantic.flatten(1, 2))),
+                self.padded_kv(semantic), geo.recovery_index,
+                self.attn.num_heads)
         padded = F.pad(image, (0, 0, 0, -W % w, 0, -H % w))
         queries = partition_windows(self.norm1(padded), w)
         attended = self.attn(queries, keys, values, geo.recovery_mask)
@@ -327,10 +320,6 @@ class DumbbellUnit(BaseModule):
         num_heads (int): Heads.
         window_size (int): Image window side w.
         sample_size (int): Semantic tokens per window side s.
-        semantic_key_windows (tuple[int, int]): Key neighbourhoods of the
-            two generation steps, in image tokens.
-        recovery_key_window (int): Key neighbourhood of the recovery block,
-            in semantic tokens.
         drop_path_rates (Sequence[float]): One rate per block (6).
         pad_mask (str): ``'official'`` or ``'exact'``.
         with_cp (bool): Checkpoint each block's activations.
@@ -339,38 +328,36 @@ class DumbbellUnit(BaseModule):
     """
 
     def __init__(self, embed_dims, num_heads, window_size, sample_size,
-                 semantic_key_windows, recovery_key_window, drop_path_rates,
-                 pad_mask='official', with_cp=False, swin_cfg=dict(),
-                 block_cfg=dict()):
+                 drop_path_rates, pad_mask='official', with_cp=False,
+                 swin_cfg=dict(), block_cfg=dict()):
         super().__init__()
         self.with_cp = with_cp
         common = dict(embed_dims=embed_dims, num_heads=num_heads, **block_cfg)
-        window = dict(window_size=window_size, sample_size=sample_size)
         self.swin_block = SwinBlock(
             embed_dims, num_heads, window_size, shift=False,
             drop_path_rate=drop_path_rates[0], **swin_cfg)
         self.generate = ModuleList([
             TokenGenerationBlock(
-                key_window=k, drop_path_rate=drop_path_rates[1 + i],
+                window_size, sample_size,
                 pool_pad_value=0. if pad_mask == 'official' else -torch.inf,
-                **window, **common)
-            for i, k in enumerate(semantic_key_windows)
+                drop_path_rate=drop_path_rates[1 + i], **common)
+            for i in range(2)
         ])
         self.local_block = SemanticBlock(
             local=True, drop_path_rate=drop_path_rates[3], **common)
         self.global_block = SemanticBlock(
             local=False, drop_path_rate=drop_path_rates[4], **common)
         self.recovery_block = RecoveryBlock(
-            key_window=recovery_key_window, drop_path_rate=drop_path_rates[5],
-            **window, **common)
+            window_size, drop_path_rate=drop_path_rates[5], **common)
 
     def forward(self, x: Tensor, geo: StageGeometry) -> Tensor:
         """(B, H, W, C) image tokens -> (B, H, W, C) image tokens."""
         run = self._run
         x = run(self.swin_block, x)
         semantic = None
-        for block, mask in zip(self.generate, geo.semantic_masks):
-            semantic = run(block, x, semantic, mask, geo.num_windows)
+        for block, index, mask in zip(self.generate, geo.semantic_index,
+                                      geo.semantic_masks):
+            semantic = run(block, x, semantic, index, mask)
         semantic = run(self.local_block, semantic, geo)
         semantic = run(self.global_block, semantic, geo)
         return run(self.recovery_block, x, semantic, geo)
@@ -409,7 +396,6 @@ class SparsifiedStage(BaseModule):
         self.pad_mask = pad_mask
         self.units = ModuleList([
             DumbbellUnit(embed_dims, num_heads, window_size, sample_size,
-                         semantic_key_windows, recovery_key_window,
                          drop_path_rates[6 * u:6 * u + 6], pad_mask, with_cp,
                          swin_cfg, block_cfg) for u in range(depth // 6)
         ])
@@ -419,7 +405,7 @@ class SparsifiedStage(BaseModule):
         weights serve any s."""
         self.sample_size = sample_size
         for unit in self.units:
-            for block in (*unit.generate, unit.recovery_block):
+            for block in unit.generate:
                 block.sample_size = sample_size
 
     def forward(self, x: Tensor) -> Tensor:

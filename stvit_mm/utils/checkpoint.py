@@ -9,7 +9,8 @@ what its loaders get. Two kinds of file then stop loading:
 
 * checkpoints written by the mmengine ``Runner`` (``test.py``, ``--resume``,
   ``load_from``): their ``message_hub`` holds ``HistoryBuffer`` objects and
-  numpy arrays. :func:`register_safe_globals` allow-lists exactly those types.
+  numpy arrays. :func:`register_safe_globals` allow-lists exactly what they
+  need.
 * released third-party checkpoints whose metadata holds objects of classes we
   do not have or do not want to import (an ``argparse.Namespace`` of training
   arguments, an mmcv 1.x ``Config``, a yacs ``CfgNode``).
@@ -180,25 +181,25 @@ def register_safe_globals():
 _DANGEROUS_MODULES = frozenset({
     'builtins', '__builtin__', 'os', 'posix', 'nt', 'sys', 'subprocess',
     'shutil', 'importlib', 'imp', 'pkgutil', 'zipimport', 'runpy', 'pickle',
-    '_pickle', 'cPickle', 'copyreg', 'copy_reg', 'marshal', 'shelve',
-    'codecs', '_codecs', 'functools', '_functools', 'operator', '_operator',
-    'types', 'code', 'codeop', 'inspect', 'ctypes', '_ctypes', 'io', '_io',
-    'tempfile', 'socket', 'http', 'urllib', 'ftplib', 'smtplib',
-    'webbrowser', 'multiprocessing', 'threading', '_thread', 'asyncio',
-    'signal', 'pty', 'platform', 'pdb', 'bdb', 'timeit', 'trace', 'profile',
-    'cProfile', 'doctest', 'unittest', 'gc', 'weakref', 'site', 'sysconfig',
-    'distutils', 'setuptools', 'pip', 'ensurepip', 'venv', 'tarfile',
-    'zipfile', 'torch._C', 'torch.ops', 'torch.hub', 'torch.jit',
-    'torch.package', 'torch.serialization', 'torch.load',
-    'torch.utils.cpp_extension', 'numpy.load', 'numpy.f2py',
-    'numpy.distutils', 'numpy.testing'
+    '_pickle', 'cPickle', 'copyreg', 'copy_reg', 'marshal', 'shelve', 'codecs',
+    '_codecs', 'functools', '_functools', 'operator', '_operator', 'types',
+    'code', 'codeop', 'inspect', 'ctypes', '_ctypes', 'io', '_io', 'tempfile',
+    'socket', 'http', 'urllib', 'ftplib', 'smtplib', 'webbrowser',
+    'multiprocessing', 'threading', '_thread', 'asyncio', 'signal', 'pty',
+    'platform', 'pdb', 'bdb', 'timeit', 'trace', 'profile', 'cProfile',
+    'doctest', 'unittest', 'gc', 'weakref', 'site', 'sysconfig', 'distutils',
+    'setuptools', 'pip', 'ensurepip', 'venv', 'tarfile', 'zipfile', 'torch._C',
+    'torch.ops', 'torch.hub', 'torch.jit', 'torch.package',
+    'torch.serialization', 'torch.load', 'torch.utils.cpp_extension',
+    'numpy.load', 'numpy.f2py', 'numpy.distutils', 'numpy.testing'
 })
 
 
 def _is_dangerous(name):
+    """Whether the global ``name`` lies in one of ``_DANGEROUS_MODULES``."""
     parts = name.split('.')
-    return any('.'.join(parts[:i]) in _DANGEROUS_MODULES
-               for i in range(1, len(parts) + 1))
+    prefixes = ('.'.join(parts[:i]) for i in range(1, len(parts) + 1))
+    return any(prefix in _DANGEROUS_MODULES for prefix in prefixes)
 
 
 _repr = reprlib.Repr()
@@ -252,6 +253,12 @@ class StandIn:
     def __repr__(self):
         return (f'StandIn({self.qualname}, args={_short(self.args)}, '
                 f'state={_short(self.state)})')
+
+    def __reduce__(self):
+        # Its class exists only for one load, so pickle could not find it.
+        raise TypeError(
+            f'A stand-in for {self.qualname} cannot be saved; drop it or '
+            'save its args/state instead.')
 
 
 class StandInDict(dict):
@@ -409,7 +416,7 @@ def _foreign_globals_in_zip(path):
         # Opcodes the static scan does not know; the load below still
         # reports each global one at a time.
         return None
-    except RuntimeError as err:
+    except (RuntimeError, OSError) as err:
         raise CheckpointError(
             f'{path} is truncated or corrupt: it starts like a zip archive '
             f'but cannot be read as one ({err}). Download it again.') from None
@@ -441,6 +448,8 @@ def _load(path, map_location):
             for name in names
         }
         entries = [(cls, name) for name, cls in stand_ins.items()]
+        # The allow-list is process-wide: a load in another thread meanwhile
+        # may also get stand-ins, which are just as inert there.
         try:
             with torch.serialization.safe_globals(entries):
                 checkpoint = torch.load(
@@ -449,8 +458,9 @@ def _load(path, map_location):
             message = str(err)
             if _GETATTR_REFUSED in message:
                 raise _refusal(path, 'builtins.getattr') from None
-            found = (_UNSUPPORTED_GLOBAL.search(message)
-                     or _BLOCKED_GLOBAL.search(message))
+            found = (
+                _UNSUPPORTED_GLOBAL.search(message)
+                or _BLOCKED_GLOBAL.search(message))
             if found:
                 name = _builtins_name(found.group(1))
                 if _is_dangerous(name) or _BLOCKED_GLOBAL.search(message):
@@ -461,8 +471,9 @@ def _load(path, map_location):
             if 'Can only SETITEM' in message:
                 # Items were added to a stand-in: the foreign class is a
                 # dict subclass. Retry with a dict-like stand-in for it.
-                name = next((n for n, cls in stand_ins.items()
-                             if str(cls) in message), None)
+                name = next(
+                    (n for n, cls in stand_ins.items() if str(cls) in message),
+                    None)
                 if name is not None and name not in dict_like:
                     dict_like.add(name)
                     continue

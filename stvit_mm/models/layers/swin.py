@@ -50,6 +50,9 @@ class ConvStem(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         H, W = x.shape[-2:]
         x = F.pad(x, (0, -W % 4, 0, -H % 4))
+        # channels_last convs run about twice as fast on CPU (same numbers),
+        # and their output is then already a contiguous (B, H, W, C) map.
+        x = x.contiguous(memory_format=torch.channels_last)
         return self.convs(x).permute(0, 2, 3, 1)
 
 

@@ -1,0 +1,23 @@
+# Swap example: mmdet's stock Swin-T Mask R-CNN 1x config with its backbone
+# replaced by STViT-R-Swin-T. Everything else (neck, heads, data, AdamW
+# schedule) comes from the stock config unchanged.
+#
+# No ImageNet STViT-R-Swin-T weights were released (only S and B), so the
+# backbone starts from random weights; point init_cfg at your own converted
+# checkpoint if you have one.
+_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['stvit_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='STViTRSwin',
+        embed_dims=96,
+        depths=(2, 2, 6, 2),  # stage 3 = one dumbbell unit of 6 blocks
+        num_heads=(3, 6, 12, 24),
+        window_size=7,
+        drop_path_rate=0.2,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=None),
+    neck=dict(in_channels=[96, 192, 384, 768]))

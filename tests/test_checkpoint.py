@@ -1,0 +1,591 @@
+"""Checkpoints load with torch's weights-only unpickler, and only that way.
+
+A tiny stock mmdet RetinaNet is trained for two iterations by the real
+mmengine ``Runner``; its checkpoint must then load for testing (``load_from``)
+and resuming. Crafted pickles that would run code must be refused on every
+path that loads checkpoints, with an error that says why.
+"""
+import argparse
+import collections
+import copy
+import functools
+import http.server
+import json
+import os
+import os.path as osp
+import pickle
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.model import BaseModule
+from mmengine.runner import Runner, load_checkpoint
+from mmengine.runner.checkpoint import _load_checkpoint
+
+import stvit_mm  # noqa: F401  (registers the safe globals and loaders)
+from stvit_mm.utils import (CheckpointError, CheckpointNotFoundError, StandIn,
+                            StandInDict, load_untrusted_checkpoint)
+from stvit_mm.utils.checkpoint import _runner_safe_globals
+
+IMG_SIZE = 64
+BASE_LR = 0.01
+WARMUP_START = 0.1
+
+
+def write_tiny_coco(root, num_images=4, seed=0):
+    """Writes ``num_images`` random 64x64 images with one or two boxes each
+    as a COCO dataset under ``root``. Returns the annotation file name."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'imgs'), exist_ok=True)
+    images, annotations = [], []
+    for img_id in range(1, num_images + 1):
+        name = f'{img_id:03d}.png'
+        img = rng.integers(0, 255, (IMG_SIZE, IMG_SIZE, 3), dtype=np.uint8)
+        cv2.imwrite(osp.join(root, 'imgs', name), img)
+        images.append(
+            dict(id=img_id, file_name=name, width=IMG_SIZE, height=IMG_SIZE))
+        for _ in range(1 + img_id % 2):
+            x, y = rng.integers(0, IMG_SIZE // 2, 2).tolist()
+            w, h = rng.integers(12, IMG_SIZE // 2, 2).tolist()
+            annotations.append(
+                dict(
+                    id=len(annotations) + 1,
+                    image_id=img_id,
+                    category_id=int(rng.integers(1, 3)),
+                    bbox=[x, y, w, h],
+                    area=w * h,
+                    iscrowd=0))
+    categories = [dict(id=1, name='a'), dict(id=2, name='b')]
+    with open(osp.join(root, 'ann.json'), 'w') as f:
+        json.dump(
+            dict(
+                images=images, annotations=annotations, categories=categories),
+            f)
+    return 'ann.json'
+
+
+def tiny_retinanet_cfg(data_root, work_dir):
+    """A stock mmdet RetinaNet with a ResNet-18 of 8 base channels, as an
+    mmengine ``Config`` like ``tools/train.py`` builds."""
+    dataset = dict(
+        type='CocoDataset',
+        data_root=data_root,
+        ann_file='ann.json',
+        data_prefix=dict(img='imgs/'),
+        metainfo=dict(classes=('a', 'b')),
+        filter_cfg=dict(filter_empty_gt=True, min_size=0),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(IMG_SIZE, IMG_SIZE), keep_ratio=True),
+            dict(type='PackDetInputs')
+        ])
+    test_dataset = copy.deepcopy(dataset)
+    test_dataset.update(test_mode=True, indices=2)
+    test_dataset['pipeline'] = [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(IMG_SIZE, IMG_SIZE), keep_ratio=True),
+        dict(type='LoadAnnotations', with_bbox=True),
+        dict(
+            type='PackDetInputs',
+            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                       'scale_factor'))
+    ]
+    model = dict(
+        type='RetinaNet',
+        data_preprocessor=dict(
+            type='DetDataPreprocessor',
+            mean=[128., 128., 128.],
+            std=[64., 64., 64.],
+            bgr_to_rgb=True,
+            pad_size_divisor=32),
+        backbone=dict(
+            type='ResNet',
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            out_indices=(0, 1, 2, 3),
+            norm_cfg=dict(type='BN', requires_grad=True),
+            norm_eval=False),
+        neck=dict(
+            type='FPN',
+            in_channels=[8, 16, 32, 64],
+            out_channels=16,
+            start_level=1,
+            add_extra_convs='on_input',
+            num_outs=5),
+        bbox_head=dict(
+            type='RetinaHead',
+            num_classes=2,
+            in_channels=16,
+            stacked_convs=1,
+            feat_channels=16,
+            anchor_generator=dict(
+                type='AnchorGenerator',
+                octave_base_scale=4,
+                scales_per_octave=1,
+                ratios=[1.0],
+                strides=[8, 16, 32, 64, 128]),
+            bbox_coder=dict(
+                type='DeltaXYWHBBoxCoder',
+                target_means=[.0, .0, .0, .0],
+                target_stds=[1.0, 1.0, 1.0, 1.0]),
+            loss_cls=dict(
+                type='FocalLoss',
+                use_sigmoid=True,
+                gamma=2.0,
+                alpha=0.25,
+                loss_weight=1.0),
+            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
+        train_cfg=dict(
+            assigner=dict(
+                type='MaxIoUAssigner',
+                pos_iou_thr=0.5,
+                neg_iou_thr=0.4,
+                min_pos_iou=0,
+                ignore_iof_thr=-1),
+            sampler=dict(type='PseudoSampler'),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False),
+        test_cfg=dict(
+            nms_pre=50,
+            min_bbox_size=0,
+            score_thr=0.0,
+            nms=dict(type='nms', iou_threshold=0.5),
+            max_per_img=10))
+    return Config(
+        dict(
+            default_scope='mmdet',
+            work_dir=work_dir,
+            model=model,
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dataset),
+            train_cfg=dict(type='IterBasedTrainLoop', max_iters=2),
+            optim_wrapper=dict(
+                type='OptimWrapper',
+                optimizer=dict(
+                    type='SGD', lr=BASE_LR, momentum=0.9, weight_decay=1e-4)),
+            param_scheduler=[
+                dict(
+                    type='LinearLR',
+                    start_factor=WARMUP_START,
+                    by_epoch=False,
+                    begin=0,
+                    end=10)
+            ],
+            test_dataloader=dict(
+                batch_size=1,
+                num_workers=0,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=test_dataset),
+            test_cfg=dict(type='TestLoop'),
+            test_evaluator=dict(
+                type='CocoMetric',
+                ann_file=osp.join(data_root, 'ann.json'),
+                metric='bbox'),
+            default_hooks=dict(
+                checkpoint=dict(
+                    type='CheckpointHook', interval=2, by_epoch=False),
+                logger=dict(type='LoggerHook', interval=1)),
+            log_processor=dict(by_epoch=False),
+            env_cfg=dict(dist_cfg=dict(backend='gloo')),
+            randomness=dict(seed=0),
+            log_level='WARNING'))
+
+
+@pytest.fixture
+def weights_only_forced(monkeypatch):
+    """Makes every ``torch.load`` weights-only, even one that asks for
+    ``weights_only=False``."""
+    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', raising=False)
+    monkeypatch.setenv('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '1')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Trains the tiny RetinaNet for 2 iterations with the real Runner.
+
+    Returns:
+        tuple: The config dict and the path of the iteration-2 checkpoint.
+    """
+    root = tmp_path_factory.mktemp('runner')
+    data_root = str(root / 'data')
+    write_tiny_coco(data_root)
+    cfg = tiny_retinanet_cfg(data_root, str(root / 'train'))
+    Runner.from_cfg(copy.deepcopy(cfg)).train()
+    ckpt = osp.join(cfg['work_dir'], 'iter_2.pth')
+    assert osp.isfile(ckpt)
+    return cfg, ckpt
+
+
+class _StateAtStart(Hook):
+    """Records the runner's state when training starts (after resuming)."""
+
+    def before_train(self, runner):
+        self.iter = runner.iter
+        self.lr = runner.optim_wrapper.get_lr()['lr'][0]
+        optimizer = runner.optim_wrapper.optimizer
+        params = [p for g in optimizer.param_groups for p in g['params']]
+        # Keyed like ``optimizer.state_dict()['state']``: by parameter index.
+        self.momentum = {
+            i: optimizer.state[p]['momentum_buffer'].clone()
+            for i, p in enumerate(params) if p in optimizer.state
+        }
+
+
+# (a), (b): Runner checkpoints round-trip with weights_only on.
+
+
+def test_runner_checkpoint_needs_exactly_the_registered_globals(trained):
+    _, ckpt = trained
+    entries = _runner_safe_globals()
+    # The numpy functions are also listed under the other numpy major
+    # version's module name, which a checkpoint this numpy wrote cannot need.
+    numpy_module = np.float64(0).__reduce__()[0].__module__
+    needed = [
+        e for e in entries if not isinstance(e, tuple)
+        or not e[1].startswith('numpy') or e[1].startswith(numpy_module + '.')
+    ]
+    assert len(needed) == len(entries) - 2
+    saved = torch.serialization.get_safe_globals()
+    try:
+        for left_out in needed:
+            torch.serialization.clear_safe_globals()
+            torch.serialization.add_safe_globals(
+                [e for e in entries if e is not left_out])
+            with pytest.raises(pickle.UnpicklingError):
+                torch.load(ckpt, weights_only=True)
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(entries)
+        assert torch.load(ckpt, weights_only=True)['meta']['iter'] == 2
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
+
+
+def test_load_from_like_test_py(trained, tmp_path, weights_only_forced):
+    cfg, ckpt = trained
+    cfg = copy.deepcopy(cfg)
+    cfg.update(work_dir=str(tmp_path), load_from=ckpt)
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    assert 'coco/bbox_mAP' in metrics
+    saved = load_untrusted_checkpoint(ckpt)['state_dict']
+    model_state = runner.model.state_dict()
+    assert saved.keys() == model_state.keys()
+    for name, value in saved.items():
+        assert torch.equal(model_state[name], value), name
+
+
+def test_resume(trained, tmp_path, weights_only_forced):
+    cfg, ckpt = trained
+    saved = load_untrusted_checkpoint(ckpt)
+    cfg = copy.deepcopy(cfg)
+    cfg.update(work_dir=str(tmp_path), load_from=ckpt, resume=True)
+    cfg['train_cfg']['max_iters'] = 3
+    runner = Runner.from_cfg(cfg)
+    state = _StateAtStart()
+    runner.register_hook(state)
+    runner.train()
+
+    assert state.iter == saved['meta']['iter'] == 2
+    assert state.lr == saved['optimizer']['param_groups'][0]['lr']
+    # The warm-up has moved the lr away from where a fresh run starts.
+    assert state.lr != pytest.approx(BASE_LR * WARMUP_START)
+    saved_momentum = saved['optimizer']['state']
+    assert state.momentum.keys() == saved_momentum.keys()
+    assert len(saved_momentum) > 0  # a fresh optimizer has no momentum
+    for i, buf in state.momentum.items():
+        assert torch.equal(buf, saved_momentum[i]['momentum_buffer']), i
+    assert runner.iter == 3
+
+
+# (c): pickles that would run code are refused on every loading path.
+
+
+@pytest.fixture
+def marker(tmp_path):
+    path = tmp_path / 'pwned'
+    yield str(path)
+    assert not path.exists(), 'the checkpoint ran code'
+
+
+class _RunsShell:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f'touch {self.marker}', )
+
+
+class _Evals:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return eval, (f'open({self.marker!r}, "w")', )
+
+
+class _Partial:
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return functools.partial, (os.system, f'touch {self.marker}')
+
+
+class _GetsAttribute:
+    """``getattr`` is allowed only for what HistoryBuffer pickles."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return getattr, (collections.OrderedDict, 'fromkeys')
+
+
+def _touch(path):
+    open(path, 'w').close()
+
+
+class _CallsUnknownFunction:
+    """Calls a function from a module the loader does not know."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return _touch, (self.marker, )
+
+
+def _save_payload(path, payload, legacy=False):
+    torch.save(
+        {
+            'state_dict': {
+                'conv.weight': torch.zeros(2, 2, 1, 1)
+            },
+            'meta': payload
+        },
+        path,
+        _use_new_zipfile_serialization=not legacy)
+    return str(path)
+
+
+@pytest.mark.parametrize('payload, name',
+                         [(_RunsShell, f'{os.name}.system'),
+                          (_Evals, 'builtins.eval'),
+                          (_Partial, 'functools.partial'),
+                          (_GetsAttribute, 'builtins.getattr')])
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_untrusted_loader_refuses_code(tmp_path, marker, payload, name,
+                                       legacy):
+    path = _save_payload(tmp_path / 'evil.pth', payload(marker), legacy)
+    with pytest.raises(CheckpointError) as err:
+        load_untrusted_checkpoint(path)
+    assert str(err.value) == (
+        f'{path} is not a plain checkpoint: its pickle references {name}, '
+        'which could run code when loaded; refusing to load it.')
+
+
+def test_plain_torch_load_refuses_other_getattr(tmp_path):
+    path = _save_payload(tmp_path / 'getattr.pth', _GetsAttribute(None))
+    with pytest.raises(pickle.UnpicklingError, match='may only fetch'):
+        torch.load(path)
+
+
+class _TinyModule(BaseModule):
+
+    def __init__(self, init_cfg=None):
+        super().__init__(init_cfg)
+        self.conv = torch.nn.Conv2d(2, 2, 1)
+
+
+def test_mmengine_paths_refuse_code(trained, tmp_path, marker):
+    path = _save_payload(tmp_path / 'evil.pth', _RunsShell(marker))
+    why = 'could run code when loaded; refusing to load it'
+    with pytest.raises(CheckpointError, match=why):
+        _load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=why):
+        load_checkpoint(_TinyModule(), path)
+    module = _TinyModule(init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(CheckpointError, match=why):
+        module.init_weights()
+
+    cfg = copy.deepcopy(trained[0])
+    cfg.update(work_dir=str(tmp_path / 'work'), load_from=path)
+    with pytest.raises(CheckpointError, match=why):
+        Runner.from_cfg(cfg).test()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+
+    def log_message(self, *args):
+        pass
+
+
+def test_url_checkpoints_load_weights_only(tmp_path, marker, monkeypatch):
+    """mmengine loads URLs with torch.hub's ``weights_only=False`` default;
+    the registered loader must close that path too."""
+    served = tmp_path / 'served'
+    served.mkdir()
+    _save_payload(served / 'evil.pth', _RunsShell(marker))
+    torch.save({'w': torch.arange(3.)}, served / 'good.pth')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    for var in ('no_proxy', 'NO_PROXY'):
+        monkeypatch.setenv(var, '127.0.0.1')
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f'http://127.0.0.1:{server.server_address[1]}'
+        good = _load_checkpoint(f'{url}/good.pth', map_location='cpu')
+        assert torch.equal(good['w'], torch.arange(3.))
+        with pytest.raises(CheckpointError, match='could run code'):
+            _load_checkpoint(f'{url}/evil.pth', map_location='cpu')
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_unknown_callable_becomes_inert_stand_in(tmp_path, marker):
+    path = _save_payload(tmp_path / 'odd.pth', _CallsUnknownFunction(marker))
+    for loaded in (load_untrusted_checkpoint(path), _load_checkpoint(path)):
+        record = loaded['meta']
+        assert isinstance(record, StandIn)
+        assert record.qualname == f'{__name__}._touch'
+        assert record.args == (marker, )
+
+
+# (d): damaged files and files that are not checkpoints.
+
+
+@pytest.fixture
+def good_checkpoint(tmp_path):
+    path = tmp_path / 'good.pth'
+    torch.save({'state_dict': {'w': torch.randn(64, 64)}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    'loader', [load_untrusted_checkpoint, _load_checkpoint],
+    ids=['untrusted', 'mmengine'])
+def test_damaged_files(tmp_path, good_checkpoint, loader):
+    data = good_checkpoint.read_bytes()
+    legacy = tmp_path / 'legacy.pth'
+    torch.save({'w': torch.randn(64, 64)},
+               legacy,
+               _use_new_zipfile_serialization=False)
+    cases = {
+        'empty.pth': (b'', r'is empty \(0 bytes\).*Download it again'),
+        'truncated.pth':
+        (data[:len(data) // 2], r'is truncated or corrupt.*Download it again'),
+        'truncated_legacy.pth':
+        (legacy.read_bytes()[:-100],
+         r'probably truncated or corrupt: download it again'),
+        'notes.pth': (b'epoch 12: mAP 0.41\n',
+                      r'is not a PyTorch checkpoint.*Download it again'),
+        'page.pth':
+        (b'<!DOCTYPE html><html>Access denied</html>', r'is an HTML page'),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(CheckpointError, match=message) as err:
+            loader(str(path))
+        assert str(path) in str(err.value)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    path = str(tmp_path / 'nowhere.pth')
+    for loader in (load_untrusted_checkpoint, _load_checkpoint):
+        with pytest.raises(CheckpointNotFoundError, match='does not exist'):
+            loader(path)
+    # mmengine's own loader raised FileNotFoundError; callers may rely on it.
+    with pytest.raises(FileNotFoundError, match=path):
+        _load_checkpoint(path)
+
+
+# (e): harmless foreign classes load as inert stand-ins.
+
+
+class _ConfigDict(dict):
+    """Pickles like addict's ``Dict`` (mmcv 1.x ``ConfigDict``): its state is
+    the mapping itself."""
+
+    def __getstate__(self):
+        return self
+
+    def __setstate__(self, state):
+        self.update(state)
+
+
+class _Config:
+    """Pickles like mmcv 1.x ``Config``: state is a tuple."""
+
+    def __init__(self, cfg_dict, filename):
+        self._cfg_dict = cfg_dict
+        self._filename = filename
+
+    def __getstate__(self):
+        return self._cfg_dict, self._filename
+
+    def __setstate__(self, state):
+        self._cfg_dict, self._filename = state
+
+
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_foreign_classes_become_stand_ins(tmp_path, legacy):
+    weights = {'w': torch.randn(3, 4), 'b': torch.arange(4)}
+    optimizer = _ConfigDict(type='SGD', lr=0.1)
+    path = tmp_path / 'deit.pth'
+    torch.save(
+        {
+            'model':
+            weights,
+            'args':
+            argparse.Namespace(lr=0.1, model='deit_small'),
+            'config':
+            _Config(_ConfigDict(optimizer=optimizer, steps=[8, 11]), 'x.py'),
+            'same_optimizer':
+            optimizer,
+            'epoch':
+            299,
+        },
+        path,
+        _use_new_zipfile_serialization=not legacy)
+    globals_before = set(torch.serialization.get_safe_globals())
+
+    loaded = load_untrusted_checkpoint(path)
+
+    assert loaded['epoch'] == 299
+    assert loaded['model'].keys() == weights.keys()
+    for name, value in weights.items():
+        assert torch.equal(loaded['model'][name], value)
+    args = loaded['args']
+    assert type(args) is not argparse.Namespace
+    assert isinstance(args, StandIn) and args.qualname == 'argparse.Namespace'
+    assert args.state == {'lr': 0.1, 'model': 'deit_small'}
+    config = loaded['config']
+    assert config.qualname == f'{__name__}._Config'
+    cfg_dict, filename = config.state
+    assert filename == 'x.py'
+    assert isinstance(cfg_dict, StandInDict)
+    assert cfg_dict.qualname == f'{__name__}._ConfigDict'
+    assert cfg_dict['steps'] == [8, 11]
+    assert dict(cfg_dict['optimizer']) == {'type': 'SGD', 'lr': 0.1}
+    # Shared references survive.
+    assert cfg_dict['optimizer'] is loaded['same_optimizer']
+    # The stand-ins were allow-listed for that one load only.
+    assert set(torch.serialization.get_safe_globals()) == globals_before

@@ -1,0 +1,121 @@
+"""tools/run_demo.py: a tiny end-to-end run, and its failure reporting."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUN_DEMO = osp.join(REPO, 'tools', 'run_demo.py')
+QUICKSTART_COCO = osp.join(REPO, 'configs', 'quickstart',
+                           'stvit_r_swin_quickstart_coco.py')
+QUICKSTART_ADE = osp.join(REPO, 'configs', 'quickstart',
+                          'stvit_r_swin_quickstart_ade.py')
+
+
+def load_run_demo():
+    spec = importlib.util.spec_from_file_location('run_demo', RUN_DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args, timeout=900):
+    return subprocess.run([sys.executable, RUN_DEMO, *args],
+                          capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout)
+
+
+def test_fresh_work_dir_never_reuses_content(tmp_path):
+    demo = load_run_demo()
+    missing = str(tmp_path / 'demo')
+    assert demo.fresh_work_dir(missing) == missing
+    os.makedirs(missing)
+    assert demo.fresh_work_dir(missing) == missing  # empty: fine
+    (tmp_path / 'demo' / 'metrics.json').write_text('{}')
+    first = demo.fresh_work_dir(missing)
+    assert first != missing and first.startswith(missing + '_')
+    os.makedirs(first)
+    second = demo.fresh_work_dir(missing)
+    assert second not in (missing, first) and not osp.exists(second)
+
+
+def test_data_cfg_options_point_every_split_at_the_root():
+    demo = load_run_demo()
+    det = demo.data_cfg_options('det', '/d/shapes')
+    for split in ('train', 'val', 'test'):
+        assert f'{split}_dataloader.dataset.data_root=/d/shapes/' in det
+    assert ('test_evaluator.ann_file=/d/shapes/annotations/'
+            'instances_val.json') in det
+    seg = demo.data_cfg_options('seg', '/d/ade/')
+    assert 'val_dataloader.dataset.data_root=/d/ade/' in seg
+    assert not any('evaluator' in opt for opt in seg)
+
+
+def test_missing_config_fails_the_check_step(tmp_path):
+    result = run('det', '--config', str(tmp_path / 'nope.py'), '--work-dir',
+                 str(tmp_path / 'work'), timeout=120)
+    assert result.returncode == 1
+    assert "step 'check' failed" in result.stderr
+
+
+def test_foreign_data_root_fails_the_data_step(tmp_path):
+    if not osp.isfile(QUICKSTART_COCO):
+        pytest.skip(f'{QUICKSTART_COCO} is not written yet')
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'mine.txt').write_text('keep')
+    result = run('det', '--data-root', str(data), '--work-dir',
+                 str(tmp_path / 'work'), timeout=120)
+    assert result.returncode == 1
+    assert "step 'data' failed" in result.stderr
+    assert sorted(os.listdir(data)) == ['mine.txt']
+
+
+@pytest.mark.skipif(
+    not osp.isfile(QUICKSTART_COCO),
+    reason='configs/quickstart/stvit_r_swin_quickstart_coco.py is not '
+    'written yet')
+def test_tiny_det_demo_end_to_end(tmp_path):
+    work = tmp_path / 'work'
+    result = run('det', '--max-iters', '2', '--num-train', '4', '--num-val',
+                 '2', '--size', '128', '--num-vis', '2', '--data-root',
+                 str(tmp_path / 'data'), '--work-dir', str(work))
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    with open(work / 'metrics.json') as f:
+        metrics = json.load(f)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_50'):
+        assert isinstance(metrics[key], float)
+        assert -1 <= metrics[key] <= 1
+    pictures = sorted(os.listdir(work / 'vis'))
+    assert pictures == ['000000.png', '000001.png']
+    import cv2
+    for name in pictures:
+        img = cv2.imread(str(work / 'vis' / name))
+        # Ground truth and prediction side by side.
+        assert img.shape[0] == 128 and img.shape[1] == 256
+    assert 'coco/bbox_mAP_50' in result.stdout  # the closing summary
+    assert (work / 'summary.txt').is_file()
+
+
+@pytest.mark.skipif(
+    not osp.isfile(QUICKSTART_ADE),
+    reason='configs/quickstart/stvit_r_swin_quickstart_ade.py is not '
+    'written yet')
+def test_tiny_seg_demo_end_to_end(tmp_path):
+    work = tmp_path / 'work'
+    result = run('seg', '--max-iters', '2', '--num-train', '4', '--num-val',
+                 '2', '--size', '128', '--num-vis', '2', '--data-root',
+                 str(tmp_path / 'data'), '--work-dir', str(work))
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    with open(work / 'metrics.json') as f:
+        metrics = json.load(f)
+    assert 0 <= metrics['mIoU'] <= 100  # mmseg reports percentages
+    import cv2
+    pictures = sorted(os.listdir(work / 'vis'))
+    assert pictures == ['000000.png', '000001.png']
+    for name in pictures:
+        assert cv2.imread(str(work / 'vis' / name)).shape[:2] == (128, 256)

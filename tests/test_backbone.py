@@ -332,3 +332,20 @@ def test_parity_on_a_large_image_that_gathers(fixture, converted):
     for out, expected in zip(outs, official_forward(unit['state_dict'],
                                                     unit['config'], img)):
         assert rel_err(out, expected) < 1e-4
+
+
+@pytest.mark.parametrize('pad_mask', ['official', 'exact'])
+@pytest.mark.parametrize('shape', [(2, 3, 200, 150), (1, 3, 224, 224),
+                                   (1, 3, 40, 500)])
+def test_inference_strips_match_training_gathers(pad_mask, shape):
+    torch.manual_seed(0)
+    model = STViTRSwin(**TINY, pad_mask=pad_mask, drop_path_rate=0.)
+    model.init_weights()
+    set_layer_scales(model, 1.)
+    model.eval()
+    img = torch.randn(*shape)
+    with torch.no_grad():
+        strips = model(img)  # no autograd: whole-window strip attention
+    gathered = model(img)  # autograd on: gathered neighbourhoods
+    for a, b in zip(strips, gathered):
+        assert rel_err(a, b.detach()) < 1e-5

@@ -3,15 +3,27 @@
 ``torch.utils.flop_counter.FlopCounterMode`` counts ``scaled_dot_product_
 attention`` only when it decomposes into matmuls: the fused CPU kernel counts
 as zero. Counting under the math backend makes fused and unfused attention
-(ours vs mmdet's Swin) count the same way. Counting on the meta device runs
-no arithmetic, so even Swin-B at 1280x800 takes seconds.
+(ours vs mmdet's Swin) count the same way. The CPU flash-attention op that
+the generation steps call directly at inference (for its log-sum-exp) is
+given the same formula. Counting on the meta device runs no arithmetic, so
+even Swin-B at 1280x800 takes seconds, and it follows the CPU inference path.
 """
 import copy
 from typing import Sequence
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import (FlopCounterMode, register_flop_formula,
+                                      sdpa_flop)
+
+_CPU_FLASH = getattr(torch.ops.aten,
+                     '_scaled_dot_product_flash_attention_for_cpu', None)
+if _CPU_FLASH is not None:
+
+    @register_flop_formula(_CPU_FLASH, get_raw=False)
+    def _cpu_flash_flop(query_shape, key_shape, value_shape, *args,
+                        out_shape=None, **kwargs) -> int:
+        return sdpa_flop(query_shape, key_shape, value_shape)
 
 
 @torch.no_grad()

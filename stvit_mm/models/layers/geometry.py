@@ -31,6 +31,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .block_attention import BlockPlan, block_plan
+
 PAD_MASK_MODES = ('official', 'exact')
 
 
@@ -170,6 +172,8 @@ class StageGeometry:
             gathering a neighbourhood per window.
         semantic_index (tuple[Tensor]): Per generation step, (nW, k*k)
             neighbourhood index into the image tokens (H*W = padding).
+        semantic_plans (tuple[BlockPlan]): Per generation step, the same
+            neighbourhoods over whole-window strips (inference path).
         recovery_index (Tensor | None): (nW, k*k) neighbourhood index into the
             semantic tokens in window order (nW*s*s = padding), when the
             recovery block gathers.
@@ -183,6 +187,7 @@ class StageGeometry:
     global_mask: Optional[Tensor] = None
     recovery_dense: bool = False
     semantic_index: Tuple[Tensor, ...] = ()
+    semantic_plans: Tuple[BlockPlan, ...] = ()
     recovery_index: Optional[Tensor] = None
 
     @property
@@ -315,6 +320,9 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
         pads=pads,
         num_windows=num_windows,
         semantic_masks=tuple(_as_attn_mask(m) for m in semantic_masks),
+        semantic_plans=tuple(
+            block_plan(m, num_windows, window_size, k)
+            for m, k in zip(semantic_masks, semantic_key_windows)),
         recovery_mask=recovery_mask,
         recovery_dense=dense,
         semantic_index=tuple(
@@ -364,4 +372,5 @@ def stage_geometry(size: Tuple[int, int], window_size: int, sample_size: int,
         global_mask=move(geo.global_mask),
         recovery_dense=geo.recovery_dense,
         semantic_index=tuple(move(i) for i in geo.semantic_index),
+        semantic_plans=tuple(p.to(device) for p in geo.semantic_plans),
         recovery_index=move(geo.recovery_index))

@@ -26,6 +26,8 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
+from .block_attention import (blockwise_attention, blockwise_available,
+                              window_kv_map)
 from .checkpointing import maybe_checkpoint
 from .geometry import (StageGeometry, adaptive_pool_bounds,
                        gather_neighbourhoods, stage_geometry)
@@ -84,9 +86,7 @@ class TokenAttention(BaseModule):
             Tensor: (B, G, Nq, C).
         """
         B, G, N, C = queries.shape
-        # 4-D (B*G, heads, N, d) operands: the fused CPU kernel takes no more.
-        q = self.q(queries).reshape(B, G, N, self.num_heads,
-                                    -1).transpose(2, 3)
+        q = self.project_q(queries)
         dropout = self.attn_drop_rate if self.training else 0.
         if keys.shape[1] == 1 and G > 1:
             # Shared keys: broadcast (stride 0) per sample, never copied.
@@ -98,12 +98,25 @@ class TokenAttention(BaseModule):
                     dropout_p=dropout) for b in range(B)
             ])
         else:
+            # 4-D (B*G, heads, N, d) operands: the fused CPU kernel takes no
+            # more.
             out = F.scaled_dot_product_attention(
                 q.flatten(0, 1), keys.flatten(0, 1), values.flatten(0, 1),
                 attn_mask=self.batch_mask(mask, B, q.dtype),
                 dropout_p=dropout).reshape(B, G, self.num_heads, N, -1)
-        return self.proj_drop(self.proj(out.transpose(2, 3).reshape(
-            B, G, N, C)))
+        return self.project_out(out)
+
+    def project_q(self, queries: Tensor) -> Tensor:
+        """(B, G, N, C) -> (B, G, heads, N, C // heads) queries."""
+        B, G, N, _ = queries.shape
+        return self.q(queries).reshape(B, G, N, self.num_heads,
+                                       -1).transpose(2, 3)
+
+    def project_out(self, out: Tensor) -> Tensor:
+        """(B, G, heads, N, d) attention output -> (B, G, N, C)."""
+        B, G, _, N, _ = out.shape
+        out = out.transpose(2, 3).reshape(B, G, N, -1)
+        return self.proj_drop(self.proj(out))
 
 
 class LayerScaledBlock(BaseModule):
@@ -208,15 +221,14 @@ class TokenGenerationBlock(LayerScaledBlock):
         self.pool_pad_value = pool_pad_value
 
     def forward(self, image: Tensor, semantic: Optional[Tensor],
-                index: Tensor, mask: Optional[Tensor]) -> Tensor:
+                geo: StageGeometry, step: int) -> Tensor:
         """
         Args:
             image (Tensor): (B, H, W, C) image tokens.
             semantic (Tensor, optional): (B, nW, s*s, C) query tokens; None
                 to pool them from ``image``.
-            index (Tensor): (nW, k*k) neighbourhood index into the image
-                tokens (H*W = padding).
-            mask (Tensor, optional): Additive (nW, 1, 1, k*k) key mask.
+            geo (StageGeometry): Neighbourhood indices, masks and plans.
+            step (int): Which generation step this is (0 or 1).
 
         Returns:
             Tensor: (B, nW, s*s, C) semantic tokens.
@@ -224,10 +236,22 @@ class TokenGenerationBlock(LayerScaledBlock):
         if semantic is None:
             semantic = max_pool_windows(image, self.window_size,
                                         self.sample_size, self.pool_pad_value)
-        kv = self.attn.kv(self.norm1(image.flatten(1, 2)))
-        keys, values = gather_neighbourhoods(kv, self.padded_kv(image), index,
-                                             self.attn.num_heads)
-        attended = self.attn(self.norm1(semantic), keys, values, mask)
+        kv = self.attn.kv(self.norm1(image))
+        fill = self.padded_kv(image)
+        queries = self.norm1(semantic)
+        if blockwise_available(image):
+            plan = geo.semantic_plans[step]
+            kv_map = window_kv_map(kv, fill, geo.num_windows,
+                                   self.window_size, plan.border,
+                                   self.attn.num_heads)
+            attended = self.attn.project_out(blockwise_attention(
+                self.attn.project_q(queries), kv_map, plan, geo.num_windows))
+        else:
+            keys, values = gather_neighbourhoods(
+                kv.flatten(1, 2), fill, geo.semantic_index[step],
+                self.attn.num_heads)
+            attended = self.attn(queries, keys, values,
+                                 geo.semantic_masks[step])
         return self.residual(semantic, attended)
 
 
@@ -355,9 +379,8 @@ class DumbbellUnit(BaseModule):
         run = self._run
         x = run(self.swin_block, x)
         semantic = None
-        for block, index, mask in zip(self.generate, geo.semantic_index,
-                                      geo.semantic_masks):
-            semantic = run(block, x, semantic, index, mask)
+        for step, block in enumerate(self.generate):
+            semantic = run(block, x, semantic, geo, step)
         semantic = run(self.local_block, semantic, geo)
         semantic = run(self.global_block, semantic, geo)
         return run(self.recovery_block, x, semantic, geo)

@@ -13,3 +13,6 @@ register_checkpoint_loaders()
 # Modules registered into the OpenMMLab registries (imported for their side
 # effects) go below.
 from . import models  # noqa: E402,F401
+# Hooks and transforms (atomic checkpoints, the resume guard, named image
+# errors) registered for stock mmdet/mmseg tools too.
+from . import engine  # noqa: E402,F401

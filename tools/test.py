@@ -4,7 +4,9 @@ The library is chosen by the config's ``default_scope``: COCO bbox/segm AP
 for the detection configs, mIoU for the segmentation ones. Like
 ``tools/train.py`` it imports ``stvit_mm``, checks the checkpoint and the
 test data before building anything, and adapts distributed runs to
-machines without CUDA.
+machines without CUDA. A checkpoint whose weights do not fit the model is
+refused with the list of mismatched keys (mmengine would only warn and
+evaluate a partly random model), and an unreadable image is named.
 
 Examples::
 
@@ -170,9 +172,16 @@ def build_config(args):
     elif args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ToolError(f'--out must be a .pkl file, got {args.out}')
 
-    tool_utils.check_data(cfg, scope, ['test'])
+    # Both checks run, so that one message lists everything that is wrong.
+    tool_utils.report_problems(
+        lambda: tool_utils.check_data(cfg, scope, ['test']),
+        lambda: tool_utils.check_checkpoint(args.checkpoint, 'checkpoint'))
     tool_utils.adapt_to_cpu(
         cfg, distributed=args.launcher != 'none', training=False)
+    # Evaluating weights that only partly fit the model would report the
+    # score of a half-random model; refuse them, listing the keys.
+    tool_utils.install_safeguards(
+        cfg, training=False, strict_checkpoint=True)
     return cfg, scope
 
 
@@ -198,7 +207,11 @@ def main(argv=None):
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=args.out))
-    runner.test()
+    from stvit_mm.utils.checkpoint import CheckpointError
+    try:
+        runner.test()
+    except CheckpointError as e:
+        raise SystemExit(f'{osp.basename(__file__)}: error: {e}')
 
 
 if __name__ == '__main__':

@@ -51,9 +51,11 @@ def get_scope(cfg: Config) -> str:
 
 def import_libraries(scope: str) -> None:
     """Import stvit_mm (registers ``STViTRSwin`` in every library's
-    ``MODELS`` and makes checkpoint loading work on torch >= 2.6) and the
+    ``MODELS`` and makes checkpoint loading work on torch >= 2.6), its
+    safeguards (``stvit_mm.engine``, see :func:`install_safeguards`) and the
     library that runs the config."""
     import stvit_mm  # noqa: F401
+    import stvit_mm.engine  # noqa: F401
     if scope == 'mmdet':
         import mmdet  # noqa: F401
     else:
@@ -241,9 +243,28 @@ def _missing_pretrained_message(key: str, checkpoint: str) -> str:
     return '\n'.join(lines)
 
 
+def check_checkpoint(path: str, what: str) -> None:
+    """Fail early, before a model is built, on a local checkpoint that is
+    not one, is truncated, or whose pickle would run code (see
+    :func:`stvit_mm.utils.checkpoint.check_checkpoint_file`).
+
+    Args:
+        path (str): The checkpoint; URLs are left to the loader.
+        what (str): Where it comes from, for the message (``'--resume'``).
+    """
+    if _is_remote(path):
+        return
+    from stvit_mm.utils.checkpoint import (CheckpointError,
+                                           check_checkpoint_file)
+    try:
+        check_checkpoint_file(path)
+    except CheckpointError as e:
+        raise ToolError(f'{what}: {e}') from None
+
+
 def check_pretrained(cfg: Config, resuming: bool) -> None:
     """Fail early when a ``Pretrained`` init_cfg names a local file that
-    does not exist.
+    does not exist or is not a loadable checkpoint.
 
     When resuming, the weights come from the resumed checkpoint, but
     mmengine still runs ``init_weights`` first; a missing pretrained file is
@@ -256,7 +277,13 @@ def check_pretrained(cfg: Config, resuming: bool) -> None:
     """
     problems = []
     for owner, key, checkpoint in list(iter_pretrained(cfg.model)):
-        if _is_remote(checkpoint) or osp.isfile(checkpoint):
+        if _is_remote(checkpoint):
+            continue
+        if osp.isfile(checkpoint):
+            try:
+                check_checkpoint(checkpoint, f'{key}.init_cfg.checkpoint')
+            except ToolError as e:
+                problems.append(str(e))
             continue
         if resuming:
             warn(f'{key}: pretrained file {checkpoint} is missing; not '
@@ -475,11 +502,147 @@ def check_work_dir(work_dir: str, config_path: str, resume) -> None:
 
 
 def auto_resume_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint a bare ``--resume`` will load, if any (mmengine reads
-    ``work_dir/last_checkpoint``)."""
+    """The checkpoint a bare ``--resume`` will load (mmengine reads
+    ``work_dir/last_checkpoint``), checked like any other.
+
+    Returns:
+        str | None: Its path, or None when the work dir has no
+        ``last_checkpoint`` (the run then starts from scratch).
+
+    Raises:
+        ToolError: ``last_checkpoint`` names a file that is missing or
+            damaged (possible with mmengine's own CheckpointHook after a
+            crash while saving); the message lists the checkpoints in the
+            work dir that can be resumed explicitly instead.
+    """
     marker = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(marker):
         return None
     with open(marker) as f:
         path = f.read().strip()
-    return path if path and osp.isfile(path) else None
+    try:
+        if not path:
+            raise ToolError(f'{marker} is empty.')
+        if not osp.isfile(path):
+            raise ToolError(f'{marker} names {path}, which does not exist.')
+        check_checkpoint(path, marker)
+        return path
+    except ToolError as e:
+        problem = str(e)
+    intact = []
+    for candidate in sorted(
+            glob.glob(osp.join(work_dir, '*.pth')),
+            key=osp.getmtime,
+            reverse=True):
+        try:
+            check_checkpoint(candidate, candidate)
+        except ToolError:
+            continue
+        intact.append(candidate)
+    advice = ('Resume one of the intact checkpoints explicitly, newest '
+              'first:\n' + '\n'.join(f'    --resume {c}' for c in intact)
+              if intact else
+              'The work dir holds no intact checkpoint to resume; train '
+              'without --resume.')
+    raise ToolError(f'--resume: {problem}\n{advice}')
+
+
+# ---------------------------------------------------------------------------
+# Safeguards wired into every config
+# ---------------------------------------------------------------------------
+_STOCK_IMAGE_LOADERS = ('LoadImageFromFile', 'mmcv.LoadImageFromFile')
+_STOCK_CHECKPOINT_HOOKS = ('CheckpointHook', 'mmengine.CheckpointHook')
+
+
+def _is_type(node: dict, names: Tuple[str, ...], cls: type) -> bool:
+    # Configs name types by string, or, in mmengine's pure-Python configs,
+    # by the class itself. Subclasses are someone's deliberate choice: kept.
+    kind = node.get('type')
+    return kind in names if isinstance(kind, str) else kind is cls
+
+
+def _use_checked_image_loading(node) -> int:
+    """Replace mmcv's ``LoadImageFromFile`` by ``CheckedLoadImageFromFile``
+    anywhere under ``node`` (pipelines of wrapped datasets and
+    ``TestTimeAug`` included); returns how many were replaced."""
+    from mmcv.transforms import LoadImageFromFile
+    count = 0
+    if isinstance(node, dict):
+        if _is_type(node, _STOCK_IMAGE_LOADERS, LoadImageFromFile):
+            node['type'] = 'CheckedLoadImageFromFile'
+            count += 1
+        for value in node.values():
+            count += _use_checked_image_loading(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _use_checked_image_loading(value)
+    return count
+
+
+def install_safeguards(cfg: Config, training: bool,
+                       strict_checkpoint: bool) -> None:
+    """Wire ``stvit_mm.engine``'s safeguards into a config, so that every
+    config run by the tools gets them without having to ask:
+
+    * ``CheckedLoadImageFromFile`` for mmcv's ``LoadImageFromFile`` in every
+      dataloader: an unreadable image fails with its file name;
+    * ``CheckpointGuardHook`` in ``custom_hooks``: a loaded checkpoint's
+      ``meta['config']``, which ``Runner.resume`` would execute, is dropped,
+      and with ``strict_checkpoint`` weights that do not fit the model are
+      refused with the list of mismatched keys;
+    * for training, ``AtomicCheckpointHook`` for mmengine's
+      ``CheckpointHook``: a crash while saving never destroys the previous
+      checkpoint or leaves ``last_checkpoint`` pointing at a broken file;
+    * ``stvit_mm.engine`` in ``custom_imports``, so that the config the
+      Runner dumps into the work dir builds again.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        training (bool): Whether checkpoints will be saved.
+        strict_checkpoint (bool): Whether the checkpoint loaded by the
+            Runner must fit the model exactly (testing, resuming).
+    """
+    for split in ('train', 'val', 'test'):
+        _use_checked_image_loading(cfg.get(f'{split}_dataloader'))
+
+    custom_hooks = list(cfg.get('custom_hooks') or [])
+    guards = [
+        h for h in custom_hooks
+        if isinstance(h, dict) and h.get('type') == 'CheckpointGuardHook'
+    ]
+    if guards:
+        for guard in guards:
+            guard['strict'] = guard.get('strict', False) or strict_checkpoint
+    else:
+        custom_hooks.append(
+            ConfigDict(type='CheckpointGuardHook', strict=strict_checkpoint))
+    cfg.custom_hooks = custom_hooks
+
+    if training:
+        from mmengine.hooks import CheckpointHook
+        cfg.setdefault('default_hooks', ConfigDict())
+        hooks = cfg.default_hooks
+        if 'checkpoint' not in hooks:
+            # The hook and interval mmengine's Runner adds by default.
+            hooks.checkpoint = ConfigDict(
+                type='AtomicCheckpointHook', interval=1)
+        elif isinstance(hooks.checkpoint, dict) and _is_type(
+                hooks.checkpoint, _STOCK_CHECKPOINT_HOOKS, CheckpointHook):
+            hooks.checkpoint['type'] = 'AtomicCheckpointHook'
+        elif hooks.checkpoint is not None:
+            kind = (hooks.checkpoint.get('type') if isinstance(
+                hooks.checkpoint, dict) else type(hooks.checkpoint).__name__)
+            if kind != 'AtomicCheckpointHook':
+                warn(f'default_hooks.checkpoint is {kind}, not mmengine\'s '
+                     'CheckpointHook, so it is kept, and its checkpoints are '
+                     'not written atomically (a crash while saving can '
+                     'leave a truncated file).')
+
+    imports = cfg.get('custom_imports') or ConfigDict(
+        imports=[], allow_failed_imports=False)
+    modules = imports.get('imports') or []
+    modules = [modules] if isinstance(modules, str) else list(modules)
+    if 'stvit_mm.engine' not in modules:
+        modules.append('stvit_mm.engine')
+    imports['imports'] = modules
+    cfg.custom_imports = imports

@@ -11,7 +11,12 @@ libraries' own ``tools/train.py`` this one also
   (see ``tool_utils.check_work_dir``);
 * runs GPU recipes on machines without CUDA: fp32 instead of
   ``AmpOptimWrapper``/``--amp``, and ``gloo``/BN/CPU-DDP when launched
-  distributed (see ``tool_utils.adapt_to_cpu``).
+  distributed (see ``tool_utils.adapt_to_cpu``);
+* checks the checkpoint to resume before building anything, writes
+  checkpoints atomically (a crash while saving keeps the previous one),
+  refuses to resume weights that do not fit the model, never executes a
+  config string carried by a checkpoint, and names unreadable images (see
+  ``tool_utils.install_safeguards``).
 
 Examples::
 
@@ -112,11 +117,18 @@ def build_config(args) -> Config:
         if not osp.isfile(args.resume):
             raise ToolError(f'--resume: checkpoint not found: '
                             f'{osp.abspath(args.resume)}')
+        tool_utils.check_checkpoint(args.resume, '--resume')
         cfg.resume = True
         cfg.load_from = args.resume
         resume_from = args.resume
     else:
         resume_from = None
+        load_from = cfg.get('load_from')
+        if isinstance(load_from, str) and '://' not in load_from:
+            if not osp.isfile(load_from):
+                raise ToolError(f'load_from: checkpoint not found: '
+                                f'{osp.abspath(load_from)}')
+            tool_utils.check_checkpoint(load_from, 'load_from')
 
     tool_utils.check_work_dir(cfg.work_dir, args.config, args.resume)
     splits = ['train']
@@ -130,6 +142,10 @@ def build_config(args) -> Config:
         lambda: tool_utils.check_data(cfg, scope, splits))
     tool_utils.adapt_to_cpu(
         cfg, distributed=args.launcher != 'none', training=True)
+    # Fine-tuning (load_from) may load weights for another head; resuming
+    # must continue exactly the model it saved.
+    tool_utils.install_safeguards(
+        cfg, training=True, strict_checkpoint=bool(cfg.get('resume')))
     return cfg
 
 
@@ -146,11 +162,18 @@ def main(argv=None):
 
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from stvit_mm.utils.checkpoint import CheckpointError
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:
         runner = RUNNERS.build(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as e:
+        # A checkpoint to resume that is damaged, unsafe or for another
+        # model: the user's to fix, like a ToolError.
+        raise SystemExit(f'{osp.basename(__file__)}: error: {e}')
 
 
 if __name__ == '__main__':

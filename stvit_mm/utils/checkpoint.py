@@ -34,9 +34,10 @@ import numpy as np
 import torch
 
 __all__ = [
-    'CheckpointError', 'CheckpointNotFoundError', 'StandIn', 'StandInDict',
-    'register_safe_globals', 'load_untrusted_checkpoint',
-    'register_checkpoint_loaders'
+    'CheckpointError', 'CheckpointNotFoundError', 'CheckpointMismatchError',
+    'StandIn', 'StandInDict', 'register_safe_globals',
+    'load_untrusted_checkpoint', 'check_checkpoint_file',
+    'check_state_dict_fits', 'register_checkpoint_loaders'
 ]
 
 
@@ -49,6 +50,10 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
     Also a ``FileNotFoundError``, which mmengine's own local loader raised.
     """
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's weights do not fit the model they are loaded into."""
 
 
 # ---------------------------------------------------------------------------
@@ -529,6 +534,101 @@ def load_untrusted_checkpoint(path, map_location='cpu'):
             global that could run code.
     """
     return _load(path, map_location)[0]
+
+
+def check_checkpoint_file(path):
+    """Checks a local checkpoint file as far as possible without unpickling.
+
+    Meant for tools that want to fail within seconds, before building a
+    model and datasets, rather than when the Runner finally loads the file:
+    the file must exist, look like a ``torch.save`` output (not empty, an
+    HTML page or a Git LFS pointer), and, for zip checkpoints (every
+    ``torch.save`` since torch 1.6), have a readable archive whose pickle
+    names no global that could run code. Legacy (pre-zip) pickles can only
+    be judged by loading them, which :func:`load_untrusted_checkpoint` does
+    safely.
+
+    Args:
+        path (str | os.PathLike): Local checkpoint file.
+
+    Raises:
+        CheckpointError: With the same messages as
+            :func:`load_untrusted_checkpoint`.
+    """
+    path = osp.expanduser(os.fspath(path))
+    if _check_file(path):
+        for name in sorted(_foreign_globals_in_zip(path) or ()):
+            if _is_dangerous(name):
+                raise _refusal(path, name)
+
+
+def _short_list(items, limit=10):
+    if not items:
+        return 'none'
+    more = f', ... (+{len(items) - limit} more)' if len(items) > limit else ''
+    return ', '.join(items[:limit]) + more
+
+
+def check_state_dict_fits(model, checkpoint, source,
+                          revise_keys=((r'^module\.', ''), )):
+    """Refuses weights that do not fit ``model`` exactly.
+
+    mmengine's ``Runner.load_checkpoint`` loads with ``strict=False``: keys
+    that are missing, unexpected or of another shape only produce a warning
+    and the affected layers keep their random initialisation. That is right
+    for fine-tuning (``load_from`` a COCO detector for another class count)
+    but never for testing or resuming, where it silently evaluates or
+    continues a half-initialised model.
+
+    Args:
+        model (torch.nn.Module): The model, without wrappers.
+        checkpoint (dict): The loaded checkpoint: ``{'state_dict': ...}`` or
+            a bare state dict, as mmengine accepts.
+        source (str): What to call the checkpoint in the message (its path).
+        revise_keys (Sequence[tuple]): ``(pattern, replacement)`` applied to
+            the checkpoint's keys first, as ``Runner.load_checkpoint`` does
+            (strips the ``module.`` of DDP-wrapped models).
+
+    Raises:
+        CheckpointMismatchError: Listing the missing, unexpected and
+            mis-shaped keys. ``num_batches_tracked`` buffers may be missing,
+            as mmengine allows.
+    """
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(
+            f'{source} holds a {type(checkpoint).__name__}, not a state dict '
+            'or a checkpoint dict with a "state_dict" entry.')
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state_dict, dict):
+        raise CheckpointMismatchError(
+            f'{source}: its "state_dict" entry is a '
+            f'{type(state_dict).__name__}, not a dict of tensors.')
+    for pattern, replacement in revise_keys:
+        state_dict = {
+            re.sub(pattern, replacement, k): v
+            for k, v in state_dict.items()
+        }
+    own = model.state_dict()
+    missing = sorted(k for k in set(own) - set(state_dict)
+                     if 'num_batches_tracked' not in k)
+    unexpected = sorted(set(state_dict) - set(own))
+    mis_shaped = sorted(
+        f'{k} (checkpoint {tuple(getattr(state_dict[k], "shape", ()))} vs '
+        f'model {tuple(own[k].shape)})' for k in set(own) & set(state_dict)
+        if tuple(getattr(state_dict[k], 'shape', ())) != tuple(own[k].shape))
+    if not (missing or unexpected or mis_shaped):
+        return
+    raise CheckpointMismatchError(
+        f'{source} does not fit the {type(model).__name__} built from this '
+        f'config ({len(own)} tensors in the model, {len(state_dict)} in the '
+        f'checkpoint):\n'
+        f'  missing in the checkpoint ({len(missing)}): '
+        f'{_short_list(missing)}\n'
+        f'  unexpected in the checkpoint ({len(unexpected)}): '
+        f'{_short_list(unexpected)}\n'
+        f'  shape mismatches ({len(mis_shaped)}): {_short_list(mis_shaped)}\n'
+        'Check that the checkpoint was trained with this config (model '
+        'type, backbone size, number of classes).')
 
 
 # ---------------------------------------------------------------------------

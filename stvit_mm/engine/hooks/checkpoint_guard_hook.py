@@ -1,0 +1,76 @@
+"""Checks every checkpoint the Runner loads before the Runner uses it."""
+import logging
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+from mmengine.runner.checkpoint import find_latest_checkpoint
+
+from stvit_mm.utils.checkpoint import check_state_dict_fits
+
+__all__ = ['CheckpointGuardHook']
+
+
+@HOOKS.register_module()
+class CheckpointGuardHook(Hook):
+    """Inspects checkpoints loaded by the Runner (``load_from``, resume).
+
+    ``Runner.load_checkpoint`` calls ``after_load_checkpoint`` with the
+    loaded dict right after reading the file and before using it, which is
+    where this hook steps in:
+
+    * **Config strings are dropped.** ``Runner.resume`` (mmengine 0.10.7)
+      parses ``meta['config']`` with ``Config.fromstring(...,
+      file_format='.py')``, which *executes* it as Python, just to read
+      ``gpu_ids``. The Runner itself writes its config under ``meta['cfg']``
+      and never writes ``meta['config']`` (mmcv 1.x runners did), so any
+      such string comes from elsewhere and would let a checkpoint run code
+      on ``--resume``, the loader's weights-only unpickling
+      notwithstanding. It is removed, with a warning.
+    * **With** ``strict=True`` **the weights must fit the model**: the
+      missing, unexpected and mis-shaped keys are listed in a
+      :class:`~stvit_mm.utils.checkpoint.CheckpointMismatchError` instead of
+      mmengine's warning (``Runner.load_checkpoint`` loads with
+      ``strict=False``, leaving the unmatched layers randomly initialised).
+      ``tools/test.py`` and ``tools/train.py --resume`` set it; training with
+      ``load_from`` does not, since fine-tuning a checkpoint for another
+      class count is what ``load_from`` is for.
+
+    Args:
+        strict (bool): Refuse checkpoints that do not fit the model.
+            Defaults to False.
+    """
+    # Before any other hook (EMAHook, ...) looks at the checkpoint.
+    priority = 'VERY_HIGH'
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if isinstance(meta, dict) and 'config' in meta:
+            meta.pop('config')
+            print_log(
+                "Dropped meta['config'] from the loaded checkpoint: mmengine "
+                "would execute it as Python when resuming, and this Runner "
+                "never writes it (its config is in meta['cfg']). A "
+                "checkpoint that carries one was not written by mmengine "
+                "0.10's Runner.",
+                logger='current',
+                level=logging.WARNING)
+        if self.strict:
+            model = runner.model
+            if is_model_wrapper(model):  # DDP, and TTA models
+                model = model.module
+            check_state_dict_fits(model, checkpoint, _source(runner))
+
+
+def _source(runner) -> str:
+    """The file the Runner is loading, for messages (the hook is not told)."""
+    # Runner.load_or_resume loads ``_load_from``, or with ``resume=True`` and
+    # no ``load_from`` the work dir's latest checkpoint.
+    load_from = getattr(runner, '_load_from', None)
+    if load_from is None and getattr(runner, '_resume', False):
+        load_from = find_latest_checkpoint(runner.work_dir)
+    return str(load_from or 'the loaded checkpoint')

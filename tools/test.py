@@ -15,13 +15,12 @@ Examples::
         ckpt.pth --tta   # multi-scale + flip, the paper's ADE20K protocol
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from copy import deepcopy
 
 import torch
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import tool_utils  # noqa: E402
@@ -56,21 +55,7 @@ def parse_args(argv=None):
         '(segmentation: multi-scale 0.5-1.75 + flip); detection configs '
         'without them get horizontal flip (boxes only: mmdet cannot merge '
         'instance masks)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    args = tool_utils.parse_with_common_args(parser, argv)
     return args
 
 

@@ -5,6 +5,7 @@ the Runner is built, so a missing file or a setting this machine cannot run
 fails within seconds, with a message that says what to do, instead of deep
 inside mmengine after the model has been built.
 """
+import argparse
 import glob
 import logging
 import os
@@ -13,7 +14,7 @@ import subprocess
 from typing import Callable, Iterator, List, Optional, Tuple
 
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.logging import print_log
 
 SCOPES = ('mmdet', 'mmseg')
@@ -22,6 +23,38 @@ SCOPES = ('mmdet', 'mmseg')
 class ToolError(Exception):
     """A problem the user has to fix; the tools print it without a
     traceback."""
+
+
+def parse_with_common_args(parser: argparse.ArgumentParser,
+                           argv=None) -> argparse.Namespace:
+    """Add the options train.py and test.py share (``--cfg-options``,
+    ``--launcher``, ``--local_rank``) and parse.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's own parser.
+        argv (list[str], optional): Arguments; ``sys.argv`` when None.
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        'model.backbone.init_cfg=None or train_cfg.max_iters=100; lists as '
+        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
 
 
 def warn(msg: str) -> None:

@@ -24,12 +24,11 @@ Examples::
     tools/dist_train.sh configs/upernet_stvit_r_swin_s_160k_ade20k.py 8
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import tool_utils  # noqa: E402
@@ -63,23 +62,7 @@ def parse_args(argv=None):
         const='auto',
         help='resume from this checkpoint, or without a path from the latest '
         'checkpoint in the work dir')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs such as '
-        'model.backbone.init_cfg=None or train_cfg.max_iters=100; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    args = tool_utils.parse_with_common_args(parser, argv)
     return args
 
 

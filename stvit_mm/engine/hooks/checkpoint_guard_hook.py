@@ -3,7 +3,7 @@ import logging
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
@@ -61,7 +61,10 @@ class CheckpointGuardHook(Hook):
                 level=logging.WARNING)
         if self.strict:
             model = runner.model
-            if is_model_wrapper(model):  # DDP, and TTA models
+            # DDP wrappers and test-time-augmentation models (not a
+            # registered wrapper) both hold the real model as .module, and
+            # their checkpoints store that model's keys.
+            while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
                 model = model.module
             check_state_dict_fits(model, checkpoint, _source(runner))
 

@@ -295,7 +295,10 @@ def assert_cascade_recipe(cfg: Config) -> None:
     assert roi.stage_loss_weights == [1, 0.5, 0.25]
     assert len(roi.bbox_head) == 3
     for head, stds in zip(roi.bbox_head, STAGE_STDS):
-        assert head.type == 'Shared4Conv1FCBBoxHead'
+        # The release's ConvFCBBoxHead(4 shared convs, 1 shared fc).
+        assert head.type in ('ConvFCBBoxHead', 'Shared4Conv1FCBBoxHead')
+        if head.type == 'ConvFCBBoxHead':
+            assert head.num_shared_convs == 4 and head.num_shared_fcs == 1
         assert head.conv_out_channels == 256 and head.fc_out_channels == 1024
         assert head.num_classes == 80
         assert head.reg_decoded_bbox is True

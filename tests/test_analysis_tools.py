@@ -1,0 +1,331 @@
+"""tools/analysis/get_flops.py, tools/analysis/benchmark.py and tools/demo.py,
+run for real on small settings by calling their ``main()``.
+
+Each tool is loaded from its file, as ``python tools/...`` runs it. The
+benchmark's CPU memory probes still start real subprocesses.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART_DET = REPO / 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
+QUICKSTART_SEG = REPO / 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
+
+# Tiny Swin baselines of the quickstart models (same stages and widths), so
+# that comparisons run in seconds.
+SWIN_BASELINE = """\
+_base_ = '{base}'
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SwinTransformer',
+        embed_dims=32,
+        depths=[2, 2, 6, 2],
+        num_heads=[1, 2, 4, 8],
+        window_size=7,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=None))
+"""
+
+
+def load_tool(relpath: str):
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def get_flops():
+    return load_tool('tools/analysis/get_flops.py')
+
+
+@pytest.fixture(scope='module')
+def benchmark():
+    return load_tool('tools/analysis/benchmark.py')
+
+
+@pytest.fixture(scope='module')
+def demo():
+    return load_tool('tools/demo.py')
+
+
+@pytest.fixture
+def keep_threads():
+    """The benchmark sets torch's thread count; give it back afterwards."""
+    threads = torch.get_num_threads()
+    yield threads
+    torch.set_num_threads(threads)
+
+
+def table_rows(text: str, first_cell: str = None):
+    """Cells of the markdown table rows in ``text`` (header and separator
+    rows excluded), optionally only rows whose first cell matches."""
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith('|') or set(line) <= set('|-'):
+            continue
+        cells = [c.strip() for c in line.strip('|').split('|')]
+        rows.append(cells)
+    header = rows[0] if rows else []
+    rows = [r for r in rows if r != header and r[0] != header[0]]
+    if first_cell is not None:
+        rows = [r for r in rows if r[0] == first_cell]
+    return header, rows
+
+
+def column(header, row, name):
+    return row[header.index(name)]
+
+
+# ---------------------------------------------------------------------------
+# get_flops.py
+# ---------------------------------------------------------------------------
+def test_get_flops_custom_shape(get_flops, capsys):
+    assert get_flops.main(['--no-paper-shapes', '--shape', '64', '96',
+                           '--models', 'S']) == 0
+    header, rows = table_rows(capsys.readouterr().out)
+    by_name = {column(header, r, 'Backbone'): r for r in rows}
+    assert set(by_name) == {'Swin-S', 'STViT-R-Swin-S'}
+    for row in by_name.values():
+        assert column(header, row, 'Input') == 'custom 64x96'
+        assert 45 < float(column(header, row, 'Params (M)')) < 52
+        assert float(column(header, row, 'GFLOPs')) > 0
+    ratio = float(column(header, by_name['STViT-R-Swin-S'],
+                         'STViT-R / Swin'))
+    assert 0.5 < ratio < 1
+
+
+def test_get_flops_whole_model_of_a_config(get_flops, capsys):
+    assert get_flops.main(['--config', str(QUICKSTART_DET), '--config',
+                           str(QUICKSTART_SEG), '--shape', '64', '64',
+                           '--whole-model']) == 0
+    header, rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 2
+    for row in rows:
+        assert column(header, row, 'Backbone') == 'STViTRSwin'
+        assert (float(column(header, row, 'Model GFLOPs')) >
+                float(column(header, row, 'GFLOPs')) > 0)
+        assert (float(column(header, row, 'Model params (M)')) >
+                float(column(header, row, 'Params (M)')))
+
+
+def test_whole_detector_count_matches_swin_paper(get_flops):
+    """Swin paper: Cascade Mask R-CNN Swin-S, 838 GFLOPs at 1280x800."""
+    cfg = get_flops.load_config('configs/cascade_swin_s_3x.py')
+    macs = get_flops.count_whole_model(get_flops.build_model(cfg),
+                                       (1, 3, 800, 1280))
+    assert macs / 1e9 == pytest.approx(838, rel=0.01)
+
+
+def test_get_flops_missing_config(get_flops, capsys, tmp_path):
+    missing = str(tmp_path / 'nope.py')
+    assert get_flops.main(['--config', missing]) == 1
+    assert f'config not found: {missing}' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# benchmark.py
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def swin_baselines(tmp_path_factory):
+    """Tiny Swin twins of the quickstart configs, det and seg."""
+    root = tmp_path_factory.mktemp('baselines')
+    configs = {}
+    for task, base in (('det', QUICKSTART_DET), ('seg', QUICKSTART_SEG)):
+        path = root / f'swin_{task}.py'
+        path.write_text(SWIN_BASELINE.format(base=base))
+        configs[task] = [str(path), str(base)]
+    return configs
+
+
+def test_benchmark_tiny_with_plot(benchmark, swin_baselines, capsys,
+                                  tmp_path, keep_threads):
+    """Backbone table (times, FLOPs ratio, CPU peak memory from the
+    subprocess probes) and the token sweep plot, on the tiny backbones of
+    the quickstart configs."""
+    png = tmp_path / 'plots' / 'tokens.png'
+    assert benchmark.main([
+        '--backbone-configs', *swin_baselines['det'], '--sizes', '112x112',
+        '--batch-sizes', '1', '--repeat', '1', '--warmup', '0', '--devices',
+        'cpu', '--plot', str(png)
+    ]) == 0
+    out = capsys.readouterr().out
+    backbones, sweep = out.split('## Semantic tokens per window')
+
+    header, rows = table_rows(backbones, 'custom')
+    assert len(rows) == 1
+    row = rows[0]
+    assert row[1:5] == ['cpu', 'fp32', '112x112', '1']
+    for name in ('Swin (ms)', 'STViT-R (ms)', 'Swin peak (MiB)',
+                 'STViT-R peak (MiB)', 'Time STViT-R / Swin',
+                 'Memory STViT-R / Swin'):
+        assert float(column(header, row, name)) > 0
+    assert 0 < float(column(header, row, 'FLOPs STViT-R / Swin')) < 1
+
+    header, rows = table_rows(sweep)
+    assert [column(header, r, 'Tokens / window') for r in rows] == \
+        ['49 (all)', '4', '9', '16']
+    gflops = [float(column(header, r, 'GFLOPs')) for r in rows[1:]]
+    assert gflops == sorted(gflops) and gflops[0] < gflops[-1]
+    assert all(float(column(header, r, 'Time (ms)')) > 0 for r in rows)
+
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_benchmark_project_configs_flops_column(benchmark, capsys,
+                                                keep_threads):
+    """--models S builds the project's Swin-S / STViT-R-Swin-S pair."""
+    assert benchmark.main([
+        '--models', 'S', '--sizes', '64x64', '--batch-sizes', '1',
+        '--repeat', '1', '--warmup', '0', '--no-memory'
+    ]) == 0
+    header, rows = table_rows(capsys.readouterr().out, 'S')
+    assert len(rows) == 1
+    assert 0.5 < float(column(header, rows[0], 'FLOPs STViT-R / Swin')) < 1
+    assert column(header, rows[0], 'Swin peak (MiB)') == '-'
+
+
+def test_benchmark_end_to_end(benchmark, swin_baselines, capsys,
+                              keep_threads):
+    assert benchmark.main([
+        '--no-backbone', '--end-to-end',
+        '--det-configs', *swin_baselines['det'],
+        '--seg-configs', *swin_baselines['seg'], '--det-sizes', '64x96',
+        '--seg-sizes', '64x64', '--batch-sizes', '1', '--repeat', '1',
+        '--warmup', '0', '--no-memory'
+    ]) == 0
+    header, rows = table_rows(capsys.readouterr().out, 'custom')
+    by_task = {column(header, r, 'Task'): r for r in rows}
+    assert set(by_task) == {'det', 'seg'}
+    for row in rows:
+        assert column(header, row, 'Batch') == '1'
+        assert float(column(header, row, 'Swin (ms)')) > 0
+        assert float(column(header, row, 'STViT-R (ms)')) > 0
+        assert float(column(header, row, 'Model FLOPs STViT-R / Swin')) > 0
+        assert column(header, row, 'Swin peak (MiB)') == '-'
+    assert column(header, by_task['det'], 'Input') == '64x96'
+    # Score threshold 0: max_per_img (100) detections per image for both.
+    assert column(header, by_task['det'], 'Detections / image') == \
+        '100 / 100'
+    assert column(header, by_task['seg'], 'Detections / image') == ''
+
+
+def test_benchmark_defaults_are_the_readme_settings(benchmark):
+    args = benchmark.parse_args([])
+    assert args.sizes == [(800, 1216), (800, 1333), (512, 512)]
+    assert args.batch_sizes == [1, 2] and args.models == ['S', 'B']
+    assert (args.repeat, args.warmup, args.threads) == (5, 1, 2)
+    assert args.devices[0] == 'cpu'
+    assert args.det_sizes == [(800, 1333)] and args.seg_sizes == [(512, 512)]
+
+
+@pytest.mark.parametrize('argv', [
+    ['--sizes', '64'],
+    ['--sizes', '0x64'],
+    ['--batch-sizes', '0'],
+    ['--no-backbone'],
+])
+def test_benchmark_rejects_bad_options(benchmark, argv):
+    with pytest.raises(SystemExit) as exc:
+        benchmark.parse_args(argv)
+    assert exc.value.code == 2
+
+
+RSS_PROBE = """
+import sys, torch
+sys.path.insert(0, {tools!r})
+import benchmark
+
+def allocate():
+    buffer = torch.ones(200 * 2**20 // 4)  # 200 MiB, written: resident
+    return float(buffer[-1])
+
+print(benchmark.rss_peak_mib(lambda: None)[0])
+print(benchmark.rss_peak_mib(allocate)[0])
+"""
+
+
+def test_rss_peak_sees_an_allocation():
+    """In a fresh process (as the benchmark's probes run), the CPU memory
+    measure sees a 200 MiB buffer that lives only inside the call, and
+    nothing for a call that allocates nothing."""
+    code = RSS_PROBE.format(tools=str(REPO / 'tools' / 'analysis'))
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    idle, allocated = (float(v) for v in proc.stdout.split()[-2:])
+    assert idle < 20
+    assert 190 < allocated < 260
+
+
+# ---------------------------------------------------------------------------
+# demo.py
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def demo_files(tmp_path_factory, get_flops):
+    """A test image and random-init checkpoints of the quickstart models."""
+    root = tmp_path_factory.mktemp('demo')
+    rng = np.random.default_rng(0)
+    image = rng.integers(30, 80, (120, 160, 3)).astype(np.uint8)
+    cv2.rectangle(image, (20, 30), (70, 90), (40, 40, 230), -1)
+    cv2.circle(image, (120, 60), 25, (40, 230, 150), -1)
+    cv2.imwrite(str(root / 'shapes.jpg'), image)
+    torch.manual_seed(0)
+    for name, config in (('det', QUICKSTART_DET), ('seg', QUICKSTART_SEG)):
+        model = get_flops.build_model(get_flops.load_config(str(config)))
+        torch.save({'state_dict': model.state_dict()},
+                   str(root / f'{name}.pth'))
+    return root
+
+
+@pytest.mark.parametrize('task,config', [('det', QUICKSTART_DET),
+                                         ('seg', QUICKSTART_SEG)])
+def test_demo_draws_predictions(demo, demo_files, tmp_path, capsys, task,
+                                config):
+    image = demo_files / 'shapes.jpg'
+    out = tmp_path / 'out' / f'{task}.png'
+    # Random weights: score threshold 0 so that detections are drawn.
+    assert demo.main([
+        str(image), str(config), str(demo_files / f'{task}.pth'),
+        '--out-file', str(out), '--score-thr', '0'
+    ]) == 0
+    assert str(out) in capsys.readouterr().out
+    drawn, original = cv2.imread(str(out)), cv2.imread(str(image))
+    assert drawn.shape == original.shape
+    assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1
+
+
+@pytest.mark.parametrize('missing', ['image', 'config', 'checkpoint'])
+def test_demo_missing_paths(demo, demo_files, tmp_path, capsys, missing):
+    paths = dict(image=str(demo_files / 'shapes.jpg'),
+                 config=str(QUICKSTART_DET),
+                 checkpoint=str(demo_files / 'det.pth'))
+    paths[missing] = str(tmp_path / 'absent')
+    assert demo.main([paths['image'], paths['config'],
+                      paths['checkpoint']]) == 1
+    assert (f'{missing} file not found: {paths[missing]}'
+            in capsys.readouterr().err)
+
+
+def test_demo_unreadable_image(demo, demo_files, tmp_path, capsys):
+    fake = tmp_path / 'fake.jpg'
+    fake.write_text('not an image')
+    assert demo.main([str(fake), str(QUICKSTART_DET),
+                      str(demo_files / 'det.pth'),
+                      '--out-file', str(tmp_path / 'x.png')]) == 1
+    assert 'cannot read image' in capsys.readouterr().err
+    assert not (tmp_path / 'x.png').exists()
+
+
+if __name__ == '__main__':
+    sys.exit(pytest.main([__file__, '-v']))

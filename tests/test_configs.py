@@ -550,7 +550,10 @@ def test_quickstart_configs_match_the_synthetic_data():
     assert det.model.roi_head.stage_loss_weights == [1, 0.5, 0.25]
     assert all(h.loss_bbox.loss_weight == 10.0 and h.reg_decoded_bbox
                for h in det.model.roi_head.bbox_head)
-    assert det.optim_wrapper.optimizer.lr == 1e-4
+    # The recipe's AdamW; a higher rate because nothing is pretrained.
+    det_optim = det.optim_wrapper.optimizer
+    assert det_optim.type == 'AdamW' and det_optim.weight_decay == 0.05
+    assert det_optim.lr == 3e-4
 
     dataset = seg.train_dataloader.dataset
     assert dataset.data_root == 'data/synthetic_ade/'
@@ -559,7 +562,9 @@ def test_quickstart_configs_match_the_synthetic_data():
         img_path='images/training', seg_map_path='annotations/training')
     assert seg.model.decode_head.num_classes == 4
     assert seg.model.auxiliary_head.num_classes == 4
-    assert seg.optim_wrapper.optimizer.lr == 6e-5
+    seg_optim = seg.optim_wrapper.optimizer
+    assert seg_optim.type == 'AdamW' and seg_optim.weight_decay == 0.01
+    assert seg_optim.lr == 3e-4
     assert len(seg.tta_pipeline[1].transforms[0]) == 6
 
 

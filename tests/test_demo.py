@@ -55,6 +55,18 @@ def test_data_cfg_options_point_every_split_at_the_root():
     assert not any('evaluator' in opt for opt in seg)
 
 
+def test_thread_choice_respects_the_user(monkeypatch):
+    demo = load_run_demo()
+    assert demo.choose_threads(3) == 3  # --threads wins
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')
+    assert demo.choose_threads() is None  # an exported value is kept
+    monkeypatch.delenv('OMP_NUM_THREADS')
+    # Otherwise one thread on busy cores, torch's default on free ones.
+    assert demo.choose_threads() in (None, 1)
+    if (os.cpu_count() or 1) == 1:
+        assert demo.choose_threads() is None
+
+
 def test_missing_config_fails_the_check_step(tmp_path):
     result = run('det', '--config', str(tmp_path / 'nope.py'), '--work-dir',
                  str(tmp_path / 'work'), timeout=120)

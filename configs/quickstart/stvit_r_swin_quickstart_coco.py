@@ -45,6 +45,8 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=channels),
         mask_roi_extractor=dict(out_channels=channels),
+        # The recipe's three cascade heads, narrower, with BN and 4 classes;
+        # only target_stds tighten from stage to stage.
         bbox_head=[
             dict(
                 type='Shared4Conv1FCBBoxHead',
@@ -56,50 +58,16 @@ model = dict(
                 bbox_coder=dict(
                     type='DeltaXYWHBBoxCoder',
                     target_means=[0., 0., 0., 0.],
-                    target_stds=[0.1, 0.1, 0.2, 0.2]),
+                    target_stds=stds),
                 reg_class_agnostic=False,
                 reg_decoded_bbox=True,
                 norm_cfg=head_norm_cfg,
                 loss_cls=dict(
                     type='CrossEntropyLoss', use_sigmoid=False,
                     loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-            dict(
-                type='Shared4Conv1FCBBoxHead',
-                in_channels=channels,
-                conv_out_channels=channels,
-                fc_out_channels=256,
-                roi_feat_size=7,
-                num_classes=num_classes,
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.05, 0.05, 0.1, 0.1]),
-                reg_class_agnostic=False,
-                reg_decoded_bbox=True,
-                norm_cfg=head_norm_cfg,
-                loss_cls=dict(
-                    type='CrossEntropyLoss', use_sigmoid=False,
-                    loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
-            dict(
-                type='Shared4Conv1FCBBoxHead',
-                in_channels=channels,
-                conv_out_channels=channels,
-                fc_out_channels=256,
-                roi_feat_size=7,
-                num_classes=num_classes,
-                bbox_coder=dict(
-                    type='DeltaXYWHBBoxCoder',
-                    target_means=[0., 0., 0., 0.],
-                    target_stds=[0.033, 0.033, 0.067, 0.067]),
-                reg_class_agnostic=False,
-                reg_decoded_bbox=True,
-                norm_cfg=head_norm_cfg,
-                loss_cls=dict(
-                    type='CrossEntropyLoss', use_sigmoid=False,
-                    loss_weight=1.0),
-                loss_bbox=dict(type='GIoULoss', loss_weight=10.0)),
+                loss_bbox=dict(type='GIoULoss', loss_weight=10.0))
+            for stds in ([0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1],
+                         [0.033, 0.033, 0.067, 0.067])
         ],
         mask_head=dict(
             in_channels=channels,

@@ -51,8 +51,10 @@ else
     log "building mmcv ${mmcv_ver} with CPU ops for torch ${torch_ver}/${py_tag} (about 15 minutes on 2 cores)"
     tmp="$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")"
     # --no-build-isolation: the isolated build env has no torch, and mmcv then silently skips its ops.
+    # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by the torch it was built
+    # against, so it could hand back ops compiled for another torch; our cache above is keyed by both.
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "$PY" -m pip wheel --disable-pip-version-check \
-      --no-build-isolation --no-deps -w "$tmp" "$mmcv_pin"
+      --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$mmcv_pin"
     mkdir -p "$wheel_dir"
     # Move into place only once complete, so an interrupted build never leaves a bad cache entry.
     mv "$tmp"/mmcv-*.whl "$wheel_dir"/

@@ -19,8 +19,6 @@ gathers (:func:`~.geometry.gather_neighbourhoods`), with identical results.
 """
 import math
 from dataclasses import dataclass
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -168,7 +166,3 @@ def blockwise_available(x: Tensor) -> bool:
     return (_flash_attention_with_lse is not None
             and x.device.type in ('cpu', 'meta')
             and not torch.is_grad_enabled())
-
-
-def maybe_plan(plan: Optional[BlockPlan], device) -> Optional[BlockPlan]:
-    return None if plan is None else plan.to(device)

@@ -190,10 +190,6 @@ class StageGeometry:
     semantic_plans: Tuple[BlockPlan, ...] = ()
     recovery_index: Optional[Tensor] = None
 
-    @property
-    def padded_size(self) -> Tuple[int, int]:
-        return (self.size[0] + self.pads[0], self.size[1] + self.pads[1])
-
 
 def _as_attn_mask(may_attend: Tensor) -> Optional[Tensor]:
     """(G, N) bool -> additive (G, 1, 1, N) 0/-inf mask, None if all True."""

@@ -19,7 +19,6 @@ import os.path as osp
 import sys
 from copy import deepcopy
 
-import torch
 from mmengine.config import Config, ConfigDict
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -177,16 +176,7 @@ def main(argv=None):
     except ToolError as e:
         raise SystemExit(f'{osp.basename(__file__)}: error: {e}')
 
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        tool_utils.init_cpu_distributed(args.launcher,
-                                        cfg.env_cfg.dist_cfg.backend)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = tool_utils.build_runner(cfg, args.launcher)
 
     if args.out is not None and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults

@@ -217,6 +217,26 @@ def init_cpu_distributed(launcher: str, backend: str = 'gloo') -> None:
 # ---------------------------------------------------------------------------
 # Files the run needs
 # ---------------------------------------------------------------------------
+def build_runner(cfg: Config, launcher: str):
+    """Build the Runner (or the config's ``runner_type``), first starting the
+    CPU process group that mmengine cannot start without CUDA.
+
+    Args:
+        cfg (Config): The prepared config.
+        launcher (str): ``--launcher``.
+
+    Returns:
+        The Runner.
+    """
+    if launcher != 'none' and not torch.cuda.is_available():
+        init_cpu_distributed(launcher, cfg.env_cfg.dist_cfg.backend)
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
+
+
 def _is_remote(path: str) -> bool:
     # URLs and OpenMMLab's model-zoo prefixes (torchvision://, open-mmlab://,
     # s3://, ...) are resolved by mmengine, not the local file system.

@@ -27,7 +27,6 @@ import argparse
 import os.path as osp
 import sys
 
-import torch
 from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -139,18 +138,8 @@ def main(argv=None):
     except ToolError as e:
         raise SystemExit(f'{osp.basename(__file__)}: error: {e}')
 
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        tool_utils.init_cpu_distributed(args.launcher,
-                                        cfg.env_cfg.dist_cfg.backend)
-
-    from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
-
     from stvit_mm.utils.checkpoint import CheckpointError
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    runner = tool_utils.build_runner(cfg, args.launcher)
     try:
         runner.train()
     except CheckpointError as e:

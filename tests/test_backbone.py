@@ -256,7 +256,8 @@ def test_checkpoint_for_another_architecture_lists_mismatches(tmp_path):
     model = STViTRSwin(**TINY, init_cfg=dict(type='Pretrained',
                                              checkpoint=str(path)))
     with pytest.raises(ValueError,
-                       match=r'shape mismatches: .*checkpoint \(128,\) vs '
+                       match=r'shape mismatches \(\d+\): .*checkpoint '
+                       r'\(128,\) vs '
                        r'model \(64,\)'):
         model.init_weights()
 

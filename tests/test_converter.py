@@ -87,7 +87,7 @@ def test_release_that_does_not_fit_the_config_is_refused(
     proc = convert(src, tmp_path / 'out.pth', '--config',
                    tiny_detector_config)
     assert proc.returncode != 0
-    assert 'do not fit' in proc.stderr
+    assert 'converted, does not fit the model of' in proc.stderr
     assert 'roi_head.bbox_head.0.fc_cls.weight' in proc.stderr
     assert not (tmp_path / 'out.pth').exists()
 

@@ -33,6 +33,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from .state_dict_diff import diff_state_dicts
+
 __all__ = [
     'CheckpointError', 'CheckpointNotFoundError', 'CheckpointMismatchError',
     'StandIn', 'StandInDict', 'register_safe_globals',
@@ -52,8 +54,11 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """
 
 
-class CheckpointMismatchError(CheckpointError):
-    """A checkpoint's weights do not fit the model they are loaded into."""
+class CheckpointMismatchError(CheckpointError, ValueError):
+    """A checkpoint's weights do not fit the model they are loaded into.
+
+    Also a ``ValueError``: the weights, not the file, are wrong.
+    """
 
 
 # ---------------------------------------------------------------------------
@@ -562,13 +567,6 @@ def check_checkpoint_file(path):
                 raise _refusal(path, name)
 
 
-def _short_list(items, limit=10):
-    if not items:
-        return 'none'
-    more = f', ... (+{len(items) - limit} more)' if len(items) > limit else ''
-    return ', '.join(items[:limit]) + more
-
-
 def check_state_dict_fits(model, checkpoint, source,
                           revise_keys=((r'^module\.', ''), )):
     """Refuses weights that do not fit ``model`` exactly.
@@ -609,26 +607,14 @@ def check_state_dict_fits(model, checkpoint, source,
             for k, v in state_dict.items()
         }
     own = model.state_dict()
-    missing = sorted(k for k in set(own) - set(state_dict)
-                     if 'num_batches_tracked' not in k)
-    unexpected = sorted(set(state_dict) - set(own))
-    mis_shaped = sorted(
-        f'{k} (checkpoint {tuple(getattr(state_dict[k], "shape", ()))} vs '
-        f'model {tuple(own[k].shape)})' for k in set(own) & set(state_dict)
-        if tuple(getattr(state_dict[k], 'shape', ())) != tuple(own[k].shape))
-    if not (missing or unexpected or mis_shaped):
-        return
-    raise CheckpointMismatchError(
-        f'{source} does not fit the {type(model).__name__} built from this '
-        f'config ({len(own)} tensors in the model, {len(state_dict)} in the '
-        f'checkpoint):\n'
-        f'  missing in the checkpoint ({len(missing)}): '
-        f'{_short_list(missing)}\n'
-        f'  unexpected in the checkpoint ({len(unexpected)}): '
-        f'{_short_list(unexpected)}\n'
-        f'  shape mismatches ({len(mis_shaped)}): {_short_list(mis_shaped)}\n'
-        'Check that the checkpoint was trained with this config (model '
-        'type, backbone size, number of classes).')
+    diff = diff_state_dicts(
+        own, state_dict,
+        may_be_missing=[k for k in own if 'num_batches_tracked' in k])
+    if diff:
+        raise CheckpointMismatchError(diff.message(
+            source, f'{type(model).__name__} built from this config',
+            'Check that the checkpoint was trained with this config (model '
+            'type, backbone size, number of classes).'))
 
 
 # ---------------------------------------------------------------------------

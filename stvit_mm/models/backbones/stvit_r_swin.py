@@ -1,7 +1,7 @@
 """STViT-R-Swin backbone (Chang et al., "Making Vision Transformers Efficient
 from A Token Sparsification View", CVPR 2023), detection/segmentation variant.
 """
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence
 
 from mmcv.cnn import build_norm_layer
 from mmengine.logging import MMLogger
@@ -11,14 +11,12 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor, nn
 
 from ...registry import register_model
+from ...utils.checkpoint import CheckpointMismatchError
+from ...utils.state_dict_diff import diff_state_dicts, short_list
 from ..layers.geometry import PAD_MASK_MODES
-from ..layers.semantic import SparsifiedStage
+from ..layers.semantic import UNIT_DEPTH, SparsifiedStage
 from ..layers.swin import ConvStem, PatchMerging, SwinStage
-from .official_keys import convert_official_backbone, is_official_layout
-
-UNIT_DEPTH = 6
-SPARSIFIED_STAGE = 2
-NUM_STAGES = 4
+from .release_weights import NUM_STAGES, SPARSIFIED_STAGE, read_release
 
 
 @register_model
@@ -248,74 +246,52 @@ class STViTRSwin(BaseModule):
     def load_pretrained(self, checkpoint: str):
         """Load released, converted or whole-detector weights.
 
+        The ImageNet release loads as the release's detectors loaded it:
+        its classifier and derived buffers are dropped and the output norms
+        ``norm0..norm3``, which a classifier does not have, start at weight
+        1, bias 0; each is reported by name in the log. Everything else must
+        fit exactly.
+
         Args:
-            checkpoint (str): Path or URL. Released (official-layout) weights
-                are converted on the fly; ``backbone.`` prefixes are stripped.
+            checkpoint (str): Path or URL. Released weights are translated
+                on the fly; ``backbone.`` and ``module.`` prefixes are
+                stripped.
 
         Raises:
-            ValueError: If the checkpoint does not fit this architecture; the
-                message lists the missing, unexpected and mis-shaped keys.
+            CheckpointMismatchError: If the checkpoint does not fit this
+                architecture; the message lists the missing, unexpected and
+                mis-shaped keys.
         """
         logger = MMLogger.get_current_instance()
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-        state_dict = backbone_state_dict(ckpt)
-        if is_official_layout(state_dict):
-            state_dict, unknown = convert_official_backbone(state_dict)
-            if unknown:
-                logger.warning(f'{checkpoint}: ignored keys that are no part '
-                               f'of the released backbone: {unknown}')
+        try:
+            weights = read_release(ckpt)
+        except ValueError as e:
+            raise CheckpointMismatchError(f'{checkpoint}: {e}') from None
         own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        mis_shaped = sorted(
-            f'{k}: checkpoint {tuple(state_dict[k].shape)} vs model '
-            f'{tuple(own[k].shape)}' for k in set(own) & set(state_dict)
-            if state_dict[k].shape != own[k].shape)
-        if missing or unexpected or mis_shaped:
-            raise ValueError(
-                f'{checkpoint} does not fit this STViTRSwin '
-                f'(embed_dims={self.num_features[0]}, depths/heads as '
-                f'configured):\n  missing keys: {_short(missing)}\n'
-                f'  unexpected keys: {_short(unexpected)}\n'
-                f'  shape mismatches: {_short(mis_shaped)}\n'
-                'Check that the config (S vs B) matches the checkpoint and '
-                'that released weights went through '
-                'tools/model_converters/stvit_r_official_to_mm.py.')
-        self.load_state_dict(state_dict, strict=True)
-        logger.info(f'STViTRSwin: loaded {len(state_dict)} tensors from '
-                    f'{checkpoint}')
-
-
-def backbone_state_dict(ckpt: Dict) -> Dict[str, Tensor]:
-    """Take the backbone weights out of a loaded checkpoint.
-
-    Accepts ``{'state_dict': ...}`` (mmdet/mmseg, ``backbone.`` prefix),
-    ``{'model': ...}`` (ImageNet releases, with ``head.*`` and the final
-    ``norm.*`` that a backbone does not have) or a bare state dict.
-
-    Args:
-        ckpt (dict): The loaded checkpoint.
-
-    Returns:
-        dict[str, Tensor]: Backbone weights without any prefix.
-    """
-    if not isinstance(ckpt, dict):
-        raise ValueError(f'expected a checkpoint dict, got {type(ckpt)}')
-    state_dict = ckpt.get('state_dict', ckpt.get('model', ckpt))
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
-    if any(k.startswith('backbone.') for k in state_dict):
-        return {k[len('backbone.'):]: v for k, v in state_dict.items()
-                if k.startswith('backbone.')}
-    return {k: v for k, v in state_dict.items()
-            if not k.startswith(('head.', 'norm.'))}
-
-
-def _short(items, limit=12):
-    if not items:
-        return 'none'
-    more = f' ... (+{len(items) - limit} more)' if len(items) > limit else ''
-    return ', '.join(items[:limit]) + more
+        fresh = weights.output_norms_to_initialise(own)
+        diff = diff_state_dicts(own, weights.backbone, may_be_missing=fresh)
+        diff.unexpected = sorted(diff.unexpected + weights.unknown)
+        if diff:
+            raise CheckpointMismatchError(diff.message(
+                checkpoint,
+                f'STViTRSwin (embed_dims={self.num_features[0]}, '
+                'depths/heads as configured)',
+                'Check that the config (S vs B) matches the checkpoint.'))
+        self.load_state_dict(weights.backbone, strict=not fresh)
+        for why, keys in weights.dropped.items():
+            logger.info(f'STViTRSwin: {checkpoint}: left out {len(keys)} '
+                        f'{why}: {short_list(keys)}')
+        if fresh:
+            for i in self.out_indices:
+                constant_init(getattr(self, f'norm{i}'), 1.0, bias=0.)
+            logger.warning(
+                f'STViTRSwin: {checkpoint} is ImageNet pretraining, which '
+                f'has no per-stage output norms; initialised '
+                f'{", ".join(fresh)} to weight 1, bias 0, as the released '
+                'detectors did.')
+        logger.info(f'STViTRSwin: loaded {len(weights.backbone)} tensors '
+                    f'from {checkpoint}')
 
 
 def _check_config(in_channels, embed_dims, depths, num_heads, window_size,

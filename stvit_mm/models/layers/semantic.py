@@ -332,6 +332,12 @@ class RecoveryBlock(LayerScaledBlock):
             torch.cat([tokens, padded.expand(B, 1, 1, C)], dim=2))
 
 
+#: A unit's blocks in the released order (its block j is number 6 * unit + j).
+UNIT_BLOCK_NAMES = ('swin_block', 'generate.0', 'generate.1', 'local_block',
+                    'global_block', 'recovery_block')
+UNIT_DEPTH = len(UNIT_BLOCK_NAMES)
+
+
 class DumbbellUnit(BaseModule):
     """Six blocks: Swin W-MSA on image tokens, two semantic-token generation
     steps, a local and a global semantic block, and recovery.
@@ -416,8 +422,9 @@ class SparsifiedStage(BaseModule):
         self.pad_mask = pad_mask
         self.units = ModuleList([
             DumbbellUnit(embed_dims, num_heads, window_size, sample_size,
-                         drop_path_rates[6 * u:6 * u + 6], pad_mask, with_cp,
-                         swin_cfg, block_cfg) for u in range(depth // 6)
+                         drop_path_rates[UNIT_DEPTH * u:UNIT_DEPTH * (u + 1)],
+                         pad_mask, with_cp, swin_cfg, block_cfg)
+            for u in range(depth // UNIT_DEPTH)
         ])
 
     def set_sample_size(self, sample_size: int):

@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from ..errors import StvitMMError
 from .state_dict_diff import diff_state_dicts
 
 __all__ = [
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(StvitMMError, RuntimeError):
     """A checkpoint file is missing, damaged, or unsafe to load."""
 
 

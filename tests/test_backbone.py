@@ -11,7 +11,7 @@ import torch
 import stvit_mm  # noqa: F401
 from official_reference import official_forward
 from stvit_mm.models import STViTRSwin
-from stvit_mm.models.layers.semantic import LayerScaledBlock
+from stvit_mm.models.layers.token_attention import LayerScaledBlock
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURE = osp.join(ROOT, 'tests', 'data', 'stvit_r_official_parity.pth')

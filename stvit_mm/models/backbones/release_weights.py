@@ -30,7 +30,7 @@ from typing import Dict, List, Mapping
 
 from torch import Tensor
 
-from ..layers.semantic import UNIT_BLOCK_NAMES
+from ..layers.dumbbell import UNIT_BLOCK_NAMES
 
 SPARSIFIED_STAGE = 2
 NUM_STAGES = 4

@@ -14,7 +14,7 @@ from ...registry import register_model
 from ...utils.checkpoint import CheckpointMismatchError
 from ...utils.state_dict_diff import diff_state_dicts, short_list
 from ..layers.geometry import PAD_MASK_MODES
-from ..layers.semantic import UNIT_DEPTH, SparsifiedStage
+from ..layers.dumbbell import UNIT_DEPTH, SparsifiedStage
 from ..layers.swin import ConvStem, PatchMerging, SwinStage
 from .release_weights import NUM_STAGES, SPARSIFIED_STAGE, read_release
 
@@ -155,7 +155,7 @@ class STViTRSwin(BaseModule):
 
     @property
     def sample_window_size(self) -> int:
-        return self.stages[SPARSIFIED_STAGE].sample_size
+        return self.stages[SPARSIFIED_STAGE].sample_window_size
 
     @sample_window_size.setter
     def sample_window_size(self, value: int):
@@ -165,7 +165,7 @@ class STViTRSwin(BaseModule):
             raise ValueError(
                 f'sample_window_size must be in 1..{limit} (at most '
                 f'window_size and recovery_key_window), got {value}')
-        self.stages[SPARSIFIED_STAGE].set_sample_size(value)
+        stage.sample_window_size = value
 
     def forward(self, x: Tensor) -> tuple:
         """

@@ -31,7 +31,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .block_attention import BlockPlan, block_plan
+from .strip_attention import StripPlan, strip_plan
 
 PAD_MASK_MODES = ('official', 'exact')
 
@@ -157,6 +157,7 @@ class StageGeometry:
 
     Attributes:
         size (tuple[int, int]): Image-token grid (H, W) entering the stage.
+        sample_window_size (int): Semantic tokens per window side s.
         pads (tuple[int, int]): Bottom and right pads to whole windows.
         num_windows (tuple[int, int]): Windows along height and width.
         semantic_masks (tuple[Tensor | None]): Per generation step, additive
@@ -172,13 +173,14 @@ class StageGeometry:
             gathering a neighbourhood per window.
         semantic_index (tuple[Tensor]): Per generation step, (nW, k*k)
             neighbourhood index into the image tokens (H*W = padding).
-        semantic_plans (tuple[BlockPlan]): Per generation step, the same
+        semantic_plans (tuple[StripPlan]): Per generation step, the same
             neighbourhoods over whole-window strips (inference path).
         recovery_index (Tensor | None): (nW, k*k) neighbourhood index into the
             semantic tokens in window order (nW*s*s = padding), when the
             recovery block gathers.
     """
     size: Tuple[int, int]
+    sample_window_size: int
     pads: Tuple[int, int]
     num_windows: Tuple[int, int]
     semantic_masks: Tuple[Optional[Tensor], ...]
@@ -187,7 +189,7 @@ class StageGeometry:
     global_mask: Optional[Tensor] = None
     recovery_dense: bool = False
     semantic_index: Tuple[Tensor, ...] = ()
-    semantic_plans: Tuple[BlockPlan, ...] = ()
+    semantic_plans: Tuple[StripPlan, ...] = ()
     recovery_index: Optional[Tensor] = None
 
 
@@ -313,11 +315,12 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
                                                     num_semantic)
     return StageGeometry(
         size=size,
+        sample_window_size=sample_size,
         pads=pads,
         num_windows=num_windows,
         semantic_masks=tuple(_as_attn_mask(m) for m in semantic_masks),
         semantic_plans=tuple(
-            block_plan(m, num_windows, window_size, k)
+            strip_plan(m, num_windows, window_size, k)
             for m, k in zip(semantic_masks, semantic_key_windows)),
         recovery_mask=recovery_mask,
         recovery_dense=dense,
@@ -360,6 +363,7 @@ def stage_geometry(size: Tuple[int, int], window_size: int, sample_size: int,
 
     return StageGeometry(
         size=geo.size,
+        sample_window_size=geo.sample_window_size,
         pads=geo.pads,
         num_windows=geo.num_windows,
         semantic_masks=tuple(move(m) for m in geo.semantic_masks),

@@ -18,7 +18,7 @@ from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
-from .checkpointing import maybe_checkpoint
+from .recompute import maybe_recompute
 
 
 class ConvStem(BaseModule):
@@ -263,5 +263,5 @@ class SwinStage(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         for block in self.blocks:
-            x = maybe_checkpoint(block, self.with_cp and self.training, x)
+            x = maybe_recompute(block, self.with_cp and self.training, x)
         return x

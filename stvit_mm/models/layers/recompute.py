@@ -1,11 +1,14 @@
-"""Activation checkpointing that is a no-op unless it can save memory."""
+"""Recomputing activations in the backward pass (torch's "activation
+checkpointing", ``with_cp`` in OpenMMLab configs), only where it saves
+memory. Not to be confused with weight checkpoints (files).
+"""
 from typing import Callable
 
 import torch
 import torch.utils.checkpoint as cp
 
 
-def maybe_checkpoint(fn: Callable, enabled: bool, *args, **kwargs):
+def maybe_recompute(fn: Callable, enabled: bool, *args, **kwargs):
     """Call ``fn(*args, **kwargs)``, recomputing its activations in the
     backward pass instead of storing them when ``enabled`` and autograd is
     recording (non-reentrant, so inputs that need no gradient, such as the

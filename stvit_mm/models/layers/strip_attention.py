@@ -19,6 +19,7 @@ gathers (:func:`~.geometry.gather_neighbourhoods`), with identical results.
 """
 import math
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -27,7 +28,7 @@ _flash_attention_with_lse = getattr(
 
 
 @dataclass(frozen=True)
-class BlockPlan:
+class StripPlan:
     """How one generation step's neighbourhoods map onto whole windows.
 
     Attributes:
@@ -43,13 +44,13 @@ class BlockPlan:
     mask: Tensor
     dead: Tensor
 
-    def to(self, device) -> 'BlockPlan':
-        return BlockPlan(self.border, self.mask.to(device),
+    def to(self, device) -> 'StripPlan':
+        return StripPlan(self.border, self.mask.to(device),
                          self.dead.to(device))
 
 
-def block_plan(may_attend: Tensor, num_windows, window_size: int,
-               key_window: int) -> BlockPlan:
+def strip_plan(may_attend: Tensor, num_windows, window_size: int,
+               key_window: int) -> StripPlan:
     """Express per-window neighbourhood masks over whole-window strips.
 
     Args:
@@ -60,7 +61,7 @@ def block_plan(may_attend: Tensor, num_windows, window_size: int,
         key_window (int): Neighbourhood side k.
 
     Returns:
-        BlockPlan: The border, masks and dead rows.
+        StripPlan: The border, masks and dead rows.
     """
     w, k = window_size, key_window
     nWh, nWw = num_windows
@@ -86,7 +87,7 @@ def block_plan(may_attend: Tensor, num_windows, window_size: int,
     padded = padded.reshape(span, -1, span * w * w)
     dead = ~padded.any(dim=-1)
     mask = torch.zeros(padded.shape).masked_fill(~padded, -torch.inf)
-    return BlockPlan(border, mask[:, :, None, None], dead)
+    return StripPlan(border, mask[:, :, None, None], dead)
 
 
 def window_kv_map(kv: Tensor, fill: Tensor, num_windows, window_size: int,
@@ -116,14 +117,14 @@ def window_kv_map(kv: Tensor, fill: Tensor, num_windows, window_size: int,
         B, 2, num_heads, rows, cols, w * w, C2 // (2 * num_heads))
 
 
-def blockwise_attention(q: Tensor, kv_map: Tensor, plan: BlockPlan,
+def strip_attention(q: Tensor, kv_map: Tensor, plan: StripPlan,
                         num_windows) -> Tensor:
     """Attention of each window's queries over its neighbourhood.
 
     Args:
         q (Tensor): (B, nW, heads, Nq, d) projected queries.
         kv_map (Tensor): Output of :func:`window_kv_map`.
-        plan (BlockPlan): Masks for this neighbourhood.
+        plan (StripPlan): Masks for this neighbourhood.
         num_windows (tuple[int, int]): Windows along height and width.
 
     Returns:
@@ -134,7 +135,7 @@ def blockwise_attention(q: Tensor, kv_map: Tensor, plan: BlockPlan,
     nb = plan.border
     span, cols = 2 * nb + 1, nWw + 2 * nb
     tokens = kv_map.shape[-2]
-    # Placeholder query windows at the end of each row (see BlockPlan).
+    # Placeholder query windows at the end of each row (see StripPlan).
     q = torch.nn.functional.pad(
         q.reshape(B, nWh, nWw, heads, Nq, d), (0, 0, 0, 0, 0, 0, 0, 2 * nb))
     q = q.reshape(B, nWh * cols, heads, Nq, d)
@@ -160,7 +161,7 @@ def blockwise_attention(q: Tensor, kv_map: Tensor, plan: BlockPlan,
     return out.reshape(B, nWh * nWw, heads, Nq, d)
 
 
-def blockwise_available(x: Tensor) -> bool:
+def strips_available(x: Tensor) -> bool:
     """Whether the strip path can serve this call: CPU (or meta, for
     counting what CPU inference does), no autograd."""
     return (_flash_attention_with_lse is not None

@@ -29,7 +29,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 import stvit_mm  # noqa: F401  (registers the safe globals and loaders)
 from stvit_mm.utils import (CheckpointError, CheckpointNotFoundError, StandIn,
                             StandInDict, load_untrusted_checkpoint)
-from stvit_mm.utils.checkpoint import _runner_safe_globals
+from stvit_mm.utils.checkpoint.safe_globals import _runner_safe_globals
 
 IMG_SIZE = 64
 BASE_LR = 0.01

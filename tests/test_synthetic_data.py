@@ -1,4 +1,4 @@
-"""The synthetic shapes generators: determinism, format, loaders, resumption."""
+"""The synthetic shapes generators: determinism, format, loaders, resuming."""
 import filecmp
 import json
 import os
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from stvit_mm.datasets import synthetic
+from stvit_mm.datasets import coco_ade_format, scenes, synthetic
 from stvit_mm.datasets.synthetic import (ADE_METAINFO,
                                          ADE_METAINFO_WITH_BACKGROUND,
                                          COCO_METAINFO, MANIFEST_NAME,
@@ -54,7 +54,7 @@ def ade_root(tmp_path_factory):
 
 
 def scene(split, index, seed=SMALL['seed'], size=SMALL['size']):
-    return synthetic.generate_scene(
+    return scenes.generate_scene(
         synthetic.scene_rng(seed, split, index), size)
 
 
@@ -104,7 +104,7 @@ def test_coco_layout_and_fields(coco_root):
         assert len(set(ann_ids)) == len(ann_ids)
         for ann in coco['annotations']:
             assert ann['iscrowd'] == 0
-            assert ann['area'] >= synthetic.MIN_VISIBLE_AREA
+            assert ann['area'] >= scenes.MIN_VISIBLE_AREA
             assert 1 <= ann['category_id'] <= 4
             assert all(len(p) >= 6 and len(p) % 2 == 0
                        for p in ann['segmentation'])
@@ -116,7 +116,7 @@ def test_coco_masks_decode_to_the_visible_masks(coco_root):
     occluded = counts = 0
     for index in range(SMALL['num_train']):
         _, labels, full_masks = scene('train', index)
-        visible = synthetic._visible_masks(full_masks)
+        visible = scenes.visible_masks(full_masks)
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[index + 1]))
         assert 1 <= len(anns) <= 4
         # Every drawn object is annotated, in drawing order.
@@ -199,7 +199,8 @@ def test_ade_loads_in_mmseg_like_ade20k(ade_root):
         assert seg.shape == results['img'].shape[:2]
         assert set(np.unique(seg)) <= {0, 1, 2, 3, 255}
         _, labels, masks = scene('train', index)
-        expected = synthetic.scene_to_label_map(labels, masks, SMALL['size'])
+        expected = coco_ade_format.scene_to_label_map(labels, masks,
+                                                      SMALL['size'])
         # reduce_zero_label: background -> 255 (ignored), class k + 1 -> k.
         np.testing.assert_array_equal(
             seg, np.where(expected == 0, 255, expected.astype(int) - 1))

@@ -2,20 +2,22 @@
 
 Examples::
 
-    python tools/dataset_converters/make_synthetic_data.py coco --out data/synthetic_coco
-    python tools/dataset_converters/make_synthetic_data.py ade --out data/synthetic_ade \
-        --num-train 300 --num-val 50 --size 256 --seed 0
+    python tools/dataset_converters/make_synthetic_data.py coco \
+        --out data/synthetic_coco
+    python tools/dataset_converters/make_synthetic_data.py ade \
+        --out data/synthetic_ade --num-train 300 --num-val 50 --size 256 \
+        --seed 0
 
 The same arguments always give byte-identical files. A directory that already
 holds a complete set made with the same arguments is left as it is; a
 non-empty directory this tool did not write is refused.
 """
 import argparse
-import sys
 import time
 
 from stvit_mm.datasets.synthetic import (ADE_METAINFO, COCO_METAINFO, KINDS,
                                          generate_synthetic_dataset)
+from stvit_mm.errors import exit_on_error
 
 
 def parse_args(argv=None):
@@ -46,17 +48,20 @@ def print_progress(split, done, total):
         print(f'  {split}: {done}/{total}', flush=True)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def make_synthetic_data(args):
+    """Generate (or keep) the dataset ``args`` describe and say which.
+
+    Args:
+        args (argparse.Namespace): As returned by :func:`parse_args`.
+
+    Raises:
+        SyntheticDataError: Impossible sizes or counts.
+        FileExistsError: ``--out`` holds files this tool did not write.
+    """
     start = time.time()
-    try:
-        generated = generate_synthetic_dataset(
-            args.kind, args.out, num_train=args.num_train,
-            num_val=args.num_val, size=args.size, seed=args.seed,
-            progress=print_progress)
-    except (FileExistsError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    generated = generate_synthetic_dataset(
+        args.kind, args.out, num_train=args.num_train, num_val=args.num_val,
+        size=args.size, seed=args.seed, progress=print_progress)
     if generated:
         print(f'Generated the {args.kind} set in {args.out} '
               f'({time.time() - start:.1f} s).')
@@ -64,8 +69,15 @@ def main(argv=None):
         print(f'{args.out} already holds this {args.kind} set; kept it.')
     metainfo = COCO_METAINFO if args.kind == 'coco' else ADE_METAINFO
     print(f'metainfo for a config: {metainfo}')
-    return 0
+
+
+def main(argv=None):
+    """Entry point: ``<prog>: error: <message>`` and exit status 1 for
+    impossible arguments or a directory it may not write into."""
+    args = parse_args(argv)
+    with exit_on_error():
+        make_synthetic_data(args)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

@@ -5,9 +5,16 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
+from stvit_mm.utils.compat import checkpoint_hook_save_method
+
 from ..fileio import ATOMIC_BACKEND, atomic_write
 
 __all__ = ['AtomicCheckpointHook']
+
+# The hook overrides this private CheckpointHook method; an mmengine without
+# it would silently skip the override (and write in place again), so compat
+# refuses at import instead.
+checkpoint_hook_save_method()
 
 
 def _is_local(path) -> bool:

@@ -5,9 +5,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.registry import HOOKS
-from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from stvit_mm.utils.checkpoint import check_state_dict_fits
+from stvit_mm.utils.compat import runner_checkpoint_source
 
 __all__ = ['CheckpointGuardHook']
 
@@ -71,9 +71,5 @@ class CheckpointGuardHook(Hook):
 
 def _source(runner) -> str:
     """The file the Runner is loading, for messages (the hook is not told)."""
-    # Runner.load_or_resume loads ``_load_from``, or with ``resume=True`` and
-    # no ``load_from`` the work dir's latest checkpoint.
-    load_from = getattr(runner, '_load_from', None)
-    if load_from is None and getattr(runner, '_resume', False):
-        load_from = find_latest_checkpoint(runner.work_dir)
-    return str(load_from or 'the loaded checkpoint')
+    # Private Runner attributes, hence read through compat.
+    return str(runner_checkpoint_source(runner) or 'the loaded checkpoint')

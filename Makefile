@@ -18,10 +18,10 @@ test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PY) tools/run_demo.py det $(DEMO_ARGS)
+	$(PY) tools/quickstart.py det $(DEMO_ARGS)
 
 demo-seg: $(STAMP)
-	$(PY) tools/run_demo.py seg $(DEMO_ARGS)
+	$(PY) tools/quickstart.py seg $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

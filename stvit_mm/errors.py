@@ -10,7 +10,9 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
-__all__ = ['StvitMMError', 'ConfigError', 'exit_on_error']
+__all__ = [
+    'StvitMMError', 'ConfigError', 'InputError', 'StepFailed', 'exit_on_error'
+]
 
 
 class StvitMMError(Exception):
@@ -19,6 +21,23 @@ class StvitMMError(Exception):
 
 class ConfigError(StvitMMError):
     """A config, a path it names or a command-line setting cannot be used."""
+
+
+class InputError(StvitMMError):
+    """An input file (an image, a data set) cannot be read or used."""
+
+
+class StepFailed(StvitMMError):
+    """A step of a multi-step run (the quickstart) failed.
+
+    Args:
+        step (str): The step's name, for the user (``'train'``, ...).
+        message (str): What went wrong.
+    """
+
+    def __init__(self, step: str, message: str):
+        super().__init__(f"step '{step}' failed: {message}")
+        self.step = step
 
 
 @contextmanager

@@ -1,5 +1,4 @@
-"""tools/run_demo.py: a tiny end-to-end run, and its failure reporting."""
-import importlib.util
+"""tools/quickstart.py: a tiny end-to-end run, and its failure reporting."""
 import json
 import os
 import os.path as osp
@@ -8,63 +7,56 @@ import sys
 
 import pytest
 
+from stvit_mm.apis.quickstart import (choose_threads, data_cfg_options,
+                                      fresh_work_dir)
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-RUN_DEMO = osp.join(REPO, 'tools', 'run_demo.py')
+QUICKSTART = osp.join(REPO, 'tools', 'quickstart.py')
 QUICKSTART_COCO = osp.join(REPO, 'configs', 'quickstart',
                            'stvit_r_swin_quickstart_coco.py')
 QUICKSTART_ADE = osp.join(REPO, 'configs', 'quickstart',
                           'stvit_r_swin_quickstart_ade.py')
 
 
-def load_run_demo():
-    spec = importlib.util.spec_from_file_location('run_demo', RUN_DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run(*args, timeout=900):
-    return subprocess.run([sys.executable, RUN_DEMO, *args],
+    return subprocess.run([sys.executable, QUICKSTART, *args],
                           capture_output=True, text=True, cwd=REPO,
                           timeout=timeout)
 
 
 def test_fresh_work_dir_never_reuses_content(tmp_path):
-    demo = load_run_demo()
     missing = str(tmp_path / 'demo')
-    assert demo.fresh_work_dir(missing) == missing
+    assert fresh_work_dir(missing) == missing
     os.makedirs(missing)
-    assert demo.fresh_work_dir(missing) == missing  # empty: fine
+    assert fresh_work_dir(missing) == missing  # empty: fine
     (tmp_path / 'demo' / 'metrics.json').write_text('{}')
-    first = demo.fresh_work_dir(missing)
+    first = fresh_work_dir(missing)
     assert first != missing and first.startswith(missing + '_')
     os.makedirs(first)
-    second = demo.fresh_work_dir(missing)
+    second = fresh_work_dir(missing)
     assert second not in (missing, first) and not osp.exists(second)
 
 
 def test_data_cfg_options_point_every_split_at_the_root():
-    demo = load_run_demo()
-    det = demo.data_cfg_options('det', '/d/shapes')
+    det = data_cfg_options('det', '/d/shapes')
     for split in ('train', 'val', 'test'):
         assert f'{split}_dataloader.dataset.data_root=/d/shapes/' in det
     assert ('test_evaluator.ann_file=/d/shapes/annotations/'
             'instances_val.json') in det
-    seg = demo.data_cfg_options('seg', '/d/ade/')
+    seg = data_cfg_options('seg', '/d/ade/')
     assert 'val_dataloader.dataset.data_root=/d/ade/' in seg
     assert not any('evaluator' in opt for opt in seg)
 
 
 def test_thread_choice_respects_the_user(monkeypatch):
-    demo = load_run_demo()
-    assert demo.choose_threads(3) == 3  # --threads wins
+    assert choose_threads(3) == 3  # --threads wins
     monkeypatch.setenv('OMP_NUM_THREADS', '2')
-    assert demo.choose_threads() is None  # an exported value is kept
+    assert choose_threads() is None  # an exported value is kept
     monkeypatch.delenv('OMP_NUM_THREADS')
     # Otherwise one thread on busy cores, torch's default on free ones.
-    assert demo.choose_threads() in (None, 1)
+    assert choose_threads() in (None, 1)
     if (os.cpu_count() or 1) == 1:
-        assert demo.choose_threads() is None
+        assert choose_threads() is None
 
 
 def test_missing_config_fails_the_check_step(tmp_path):

@@ -1,0 +1,377 @@
+"""The quickstart: train and evaluate a small STViT-R-Swin model on
+generated data, on a CPU (``make demo`` / ``make demo-seg``).
+
+Steps, each named in the :class:`~stvit_mm.errors.StepFailed` it raises:
+
+1. ``check``: the config and the tools exist; a fresh work dir;
+2. ``data``: generate the synthetic coloured-shapes set (COCO layout for
+   ``det``, ADE20K layout for ``seg``; reused when already complete);
+3. ``train``: ``tools/train.py`` on the quickstart config, as a subprocess
+   whose log is streamed (iterations, losses, ETA); the validation inside
+   the loop is skipped unless ``val_during_train``, as step 4 does it;
+4. ``test``: ``tools/test.py`` on the final checkpoint over the val split;
+   the evaluator's metrics are written to ``<work-dir>/metrics.json``;
+5. ``vis``: ground truth next to prediction for a few val images
+   (:func:`stvit_mm.apis.inference.draw_val_predictions`), into
+   ``<work-dir>/vis/*.png``;
+
+then a summary: what ran, how long, the metrics, where things are, and how
+to run the real recipe.
+
+An existing, non-empty work dir is never written into: the run goes to a
+fresh sibling ``<work-dir>_<YYYYmmdd_HHMMSS>`` instead, and the summary names
+it. Refusing would make a second ``make demo`` fail for no good reason, and
+writing into the old dir would overwrite its checkpoint, metrics and pictures.
+"""
+import collections
+import dataclasses
+import json
+import os
+import os.path as osp
+import sys
+import time
+import traceback
+from typing import Dict, List, Optional
+
+from ..errors import StepFailed
+from .config import REPO_ROOT
+from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
+                        parse_test_metrics, run_streamed)
+
+__all__ = [
+    'TASKS', 'QuickstartOptions', 'run_quickstart', 'fresh_work_dir',
+    'data_cfg_options', 'choose_threads'
+]
+
+TASKS = {
+    'det':
+    dict(
+        title='Cascade Mask R-CNN + STViT-R-Swin',
+        kind='coco',
+        config='configs/quickstart/stvit_r_swin_quickstart_coco.py',
+        data_root='data/synthetic_coco',
+        work_dir='work_dirs/demo',
+        key_metrics=('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP',
+                     'coco/segm_mAP_50'),
+        real=('Put COCO 2017 under data/coco (annotations/instances_'
+              '{train,val}2017.json, train2017/, val2017/), convert the '
+              'ImageNet weights (tools/model_converters/), then:\n'
+              '    python tools/train.py configs/cascade_stvit_r_swin_s_3x.py'
+              '\n    python tools/test.py configs/cascade_stvit_r_swin_s_3x.py'
+              ' <work_dir>/epoch_36.pth')),
+    'seg':
+    dict(
+        title='UperNet + STViT-R-Swin',
+        kind='ade',
+        config='configs/quickstart/stvit_r_swin_quickstart_ade.py',
+        data_root='data/synthetic_ade',
+        work_dir='work_dirs/demo_seg',
+        key_metrics=('mIoU', 'mAcc', 'aAcc'),
+        real=('Put ADEChallengeData2016 under data/ade/ADEChallengeData2016 '
+              '(images/, annotations/), convert the ImageNet weights '
+              '(tools/model_converters/), then:\n'
+              '    python tools/train.py '
+              'configs/upernet_stvit_r_swin_s_160k_ade20k.py\n'
+              '    python tools/test.py '
+              'configs/upernet_stvit_r_swin_s_160k_ade20k.py '
+              '<work_dir>/iter_160000.pth')),
+}
+
+# An iteration no run reaches: ``train_cfg.val_begin`` beyond it disables the
+# validation inside the training loop.
+NEVER = 10**9
+
+
+@dataclasses.dataclass
+class QuickstartOptions:
+    """What to run; the defaults are the ``make demo`` settings.
+
+    ``config``, ``data_root`` and ``work_dir`` default to the task's
+    (:data:`TASKS`); relative paths are taken from the repository root.
+    ``max_iters`` overrides ``train_cfg.max_iters``; ``threads`` is
+    ``OMP_NUM_THREADS`` for train/test (see :func:`choose_threads`);
+    ``cfg_options`` (``key=value`` items) go to train.py and test.py.
+    """
+    task: str
+    config: Optional[str] = None
+    data_root: Optional[str] = None
+    work_dir: Optional[str] = None
+    max_iters: Optional[int] = None
+    num_train: int = 300
+    num_val: int = 50
+    size: int = 256
+    seed: int = 0
+    num_vis: int = 4
+    score_thr: float = 0.3
+    val_during_train: bool = False
+    threads: Optional[int] = None
+    cfg_options: List[str] = dataclasses.field(default_factory=list)
+
+
+def repo_path(path: str) -> str:
+    """Absolute path; relative paths are taken from the repository root."""
+    return osp.abspath(path if osp.isabs(path) else osp.join(REPO_ROOT, path))
+
+
+def fresh_work_dir(work_dir: str) -> str:
+    """The work dir to use without touching anything a user already has.
+
+    Args:
+        work_dir (str): The requested work dir.
+
+    Returns:
+        str: ``work_dir`` if it is missing or empty, else a new sibling
+        ``<work_dir>_<timestamp>`` (with a counter if that exists too).
+    """
+    if not osp.exists(work_dir) or (osp.isdir(work_dir)
+                                    and not os.listdir(work_dir)):
+        return work_dir
+    stem = f"{work_dir.rstrip(os.sep)}_{time.strftime('%Y%m%d_%H%M%S')}"
+    candidate, n = stem, 1
+    while osp.exists(candidate):
+        candidate, n = f'{stem}_{n}', n + 1
+    return candidate
+
+
+def data_cfg_options(task: str, data_root: str) -> List[str]:
+    """``--cfg-options`` that point a standard config at ``data_root``.
+
+    Args:
+        task (str): ``'det'`` or ``'seg'``.
+        data_root (str): Absolute dataset directory.
+
+    Returns:
+        list[str]: ``key=value`` items.
+    """
+    root = data_root.rstrip('/') + '/'
+    opts = [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
+    ]
+    if task == 'det':
+        # CocoMetric reads its own copy of the ground truth.
+        ann = root + 'annotations/instances_val.json'
+        opts += [f'val_evaluator.ann_file={ann}',
+                 f'test_evaluator.ann_file={ann}']
+    return opts
+
+
+def choose_threads(requested: Optional[int] = None) -> Optional[int]:
+    """The OpenMP/torch thread count for the train and test subprocesses.
+
+    Measured on the 2-core reference machine (quickstart detector, batch 2):
+    with the cores free, torch's default of one thread per core is fastest
+    (about 1.1 s/iter against 1.25 with one thread); when other jobs keep
+    the cores busy (load ~3.5), two threads slow down to 4-7 s/iter while
+    one thread keeps about 2 s/iter (OpenMP threads wait for each other at
+    every op). So one thread is used when, at the start of the demo, the
+    1-minute load average already shows other work on at least half of the
+    cores; otherwise torch decides.
+
+    Args:
+        requested (int, optional): ``--threads``; wins when given.
+
+    Returns:
+        int | None: Threads to set, or None to leave torch's default (and an
+        ``OMP_NUM_THREADS`` the user exported) alone.
+    """
+    if requested:
+        return requested
+    if 'OMP_NUM_THREADS' in os.environ:
+        return None
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return None
+    return 1 if cores > 1 and load >= cores / 2 else None
+
+
+def _load_average() -> str:
+    """The 1-minute load average as text ('n/a' where unknown)."""
+    try:
+        return f'{os.getloadavg()[0]:.2f}'
+    except (AttributeError, OSError):
+        return 'n/a'
+
+
+def _rel(path: str) -> str:
+    """Path relative to the repository root when it lies inside it."""
+    inside = path.startswith(REPO_ROOT + os.sep)
+    return osp.relpath(path, REPO_ROOT) if inside else path
+
+
+def summary_text(opts: QuickstartOptions, run: Dict) -> str:
+    """The closing report printed (and saved as ``summary.txt``).
+
+    Args:
+        opts (QuickstartOptions): What was asked for.
+        run (dict): What the steps produced (see :func:`run_quickstart`).
+
+    Returns:
+        str: Several lines of text.
+    """
+    spec, timings, metrics = TASKS[opts.task], run['timings'], run['metrics']
+    iters = (f'{opts.max_iters} iterations' if opts.max_iters else
+             "the config's iterations")
+    lines = [
+        f'STViT-R-Swin demo ({opts.task}: {spec["title"]}) finished in '
+        f'{format_duration(sum(timings.values()))}.',
+        f'  data   : {_rel(run["data_root"])} ({opts.num_train} train / '
+        f'{opts.num_val} val images, {opts.size}px, seed {opts.seed}; '
+        f'{"generated" if run["generated"] else "reused"}, '
+        f'{format_duration(timings["data"])})',
+        f'  train  : {_rel(run["config"])}, {iters}, '
+        f'{format_duration(timings["train"])} -> {_rel(run["checkpoint"])}',
+        f'  test   : tools/test.py on the {opts.num_val} val images, '
+        f'{format_duration(timings["test"])}',
+        '  threads: ' + (f'OMP_NUM_THREADS={run["threads"]}'
+                         if run.get('threads') else "torch's default"),
+    ]
+    shown = [k for k in spec['key_metrics'] if k in metrics]
+    shown += sorted(k for k in metrics if k not in shown)
+    lines += [f'      {k:<22} {metrics[k]:.4f}' for k in shown]
+    lines += [
+        f'  metrics: {_rel(run["metrics_path"])}',
+        f'  vis    : {_rel(run["vis_dir"])}/ ({len(run["pictures"])} '
+        'pictures, left ground truth, right prediction; '
+        f'{format_duration(timings["vis"])})',
+        f'  logs   : {_rel(run["work_dir"])}/ (train.log, test.log and '
+        "mmengine's timestamped folders)",
+        '',
+        'The real thing: ' + spec['real'],
+    ]
+    return '\n'.join(lines)
+
+
+def step_check(opts: QuickstartOptions) -> Dict:
+    """Resolve the paths of the run and make sure the tools exist."""
+    spec = TASKS[opts.task]
+    config = repo_path(opts.config or spec['config'])
+    for path in (config, osp.join(REPO_ROOT, 'tools', 'train.py'),
+                 osp.join(REPO_ROOT, 'tools', 'test.py')):
+        if not osp.isfile(path):
+            raise StepFailed('check', f'{path} does not exist')
+    requested = repo_path(opts.work_dir or spec['work_dir'])
+    work_dir = fresh_work_dir(requested)
+    if work_dir != requested:
+        print(f'[demo] {requested} already has content; writing this run '
+              f'to {work_dir} instead so nothing there is overwritten.')
+    os.makedirs(work_dir, exist_ok=True)
+    return dict(
+        config=config,
+        work_dir=work_dir,
+        data_root=repo_path(opts.data_root or spec['data_root']))
+
+
+def step_data(opts: QuickstartOptions, run: Dict) -> None:
+    """Generate the synthetic set, or reuse a complete one."""
+    kind = TASKS[opts.task]['kind']
+    print(f'[demo] data: {kind} set in {run["data_root"]}', flush=True)
+    try:
+        from ..datasets.synthetic import generate_synthetic_dataset
+        run['generated'] = generate_synthetic_dataset(
+            kind, run['data_root'], num_train=opts.num_train,
+            num_val=opts.num_val, size=opts.size, seed=opts.seed)
+    except Exception as e:  # any failure here is the data step's
+        traceback.print_exc()
+        raise StepFailed('data', f'{type(e).__name__}: {e}') from e
+
+
+def step_train(opts: QuickstartOptions, run: Dict) -> None:
+    """Train with tools/train.py and find the final checkpoint."""
+    options = list(run['options'])
+    if not opts.val_during_train:
+        # The loop validates at its last iteration even when val_interval
+        # is larger; test.py would then repeat the same evaluation, which
+        # costs about a minute of the demo's budget on 2 cores. Inserted
+        # before the user's --cfg-options so those still win.
+        options.insert(
+            len(options) - len(opts.cfg_options),
+            f'train_cfg.val_begin={NEVER}')
+    run_streamed('train', [
+        sys.executable,
+        osp.join(REPO_ROOT, 'tools', 'train.py'), run['config'],
+        '--work-dir', run['work_dir'], '--cfg-options', *options
+    ], osp.join(run['work_dir'], 'train.log'), run.get('threads'))
+    run['checkpoint'] = find_checkpoint(run['work_dir'])
+
+
+def step_test(opts: QuickstartOptions, run: Dict) -> None:
+    """Evaluate the checkpoint with tools/test.py; write metrics.json."""
+    test_dir = osp.join(run['work_dir'], 'test')
+    lines = run_streamed('test', [
+        sys.executable,
+        osp.join(REPO_ROOT, 'tools', 'test.py'), run['config'],
+        run['checkpoint'], '--work-dir', test_dir, '--cfg-options',
+        *run['options']
+    ], osp.join(run['work_dir'], 'test.log'), run.get('threads'))
+    metrics = parse_test_metrics(test_dir, lines)
+    if not metrics:
+        raise StepFailed('test', 'tools/test.py finished but no metrics '
+                         f'were found in its output or in {test_dir}')
+    run['metrics'] = metrics
+    run['metrics_path'] = osp.join(run['work_dir'], 'metrics.json')
+    with open(run['metrics_path'], 'w') as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+
+
+def step_vis(opts: QuickstartOptions, run: Dict) -> None:
+    """Draw ground truth | prediction for a few val images."""
+    vis_dir = run['vis_dir'] = osp.join(run['work_dir'], 'vis')
+    os.makedirs(vis_dir, exist_ok=True)
+    print(f'[demo] vis: drawing {opts.num_vis} val images into {vis_dir}',
+          flush=True)
+    try:
+        from .inference import draw_val_predictions, init_model
+        if run.get('threads'):
+            import torch
+            torch.set_num_threads(run['threads'])
+        model = init_model(run['config'], run['checkpoint'], 'cpu',
+                           cfg_options_dict(run['options']))
+        run['pictures'] = draw_val_predictions(
+            model, run['data_root'], vis_dir, opts.num_vis,
+            score_thr=opts.score_thr, opacity=0.6)
+    except Exception as e:  # name the step under the traceback
+        traceback.print_exc()
+        raise StepFailed('vis', f'{type(e).__name__}: {e}') from e
+
+
+def run_quickstart(opts: QuickstartOptions) -> Dict:
+    """Run the steps in order, then print and save the summary.
+
+    Args:
+        opts (QuickstartOptions): What to run.
+
+    Returns:
+        dict: What the steps produced: ``work_dir``, ``checkpoint``,
+        ``metrics`` (name to value), ``pictures`` (paths), ``timings``
+        (step to seconds), ...
+
+    Raises:
+        StepFailed: Naming the step that failed.
+    """
+    run = step_check(opts)
+    # The overrides both train.py and test.py get; the user's last.
+    run['options'] = data_cfg_options(opts.task, run['data_root'])
+    if opts.max_iters:
+        run['options'].append(f'train_cfg.max_iters={opts.max_iters}')
+    run['options'] += list(opts.cfg_options)
+    # Decided before our own steps raise the load average.
+    run['threads'] = choose_threads(opts.threads)
+    print(f'[demo] {os.cpu_count()} cores, 1-min load average '
+          f'{_load_average()}: ' +
+          (f'OMP_NUM_THREADS={run["threads"]}' if run['threads'] else
+           "torch's default thread count"),
+          flush=True)
+    run['timings'] = timings = collections.OrderedDict()
+    for name, step in (('data', step_data), ('train', step_train),
+                       ('test', step_test), ('vis', step_vis)):
+        start = time.time()
+        step(opts, run)
+        timings[name] = time.time() - start
+    text = summary_text(opts, run)
+    with open(osp.join(run['work_dir'], 'summary.txt'), 'w') as f:
+        f.write(text + '\n')
+    print('\n' + '=' * 79 + '\n' + text + '\n' + '=' * 79)
+    return run

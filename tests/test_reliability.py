@@ -7,7 +7,8 @@ own paths, missing data and pretrained files, a plain resume) is not
 repeated; their dataset writers, configs and helpers are reused. The tools
 run in-process where only their behaviour matters, and as subprocesses where
 the process itself is the point (a crafted pickle, SIGKILL, two processes of
-one distributed run, two runs that must agree).
+one distributed run, two runs that must agree). In-process, they are called
+through the functions the tools call (:mod:`stvit_mm.apis`).
 """
 import copy
 import glob
@@ -35,16 +36,20 @@ from mmengine.runner import Runner
 import stvit_mm  # noqa: F401
 import test_checkpoint
 import test_tools
+from stvit_mm.apis import (auto_resume_checkpoint, build_test_config,
+                           build_train_config, convert_release, run_test,
+                           run_train)
 from stvit_mm.engine import CheckedLoadImageFromFile, ImageLoadError
 from stvit_mm.engine.fileio import atomic_write
+from stvit_mm.errors import ConfigError, exit_on_error
 from stvit_mm.models import STViTRSwin
 from stvit_mm.utils.checkpoint import (CheckpointError,
                                        load_untrusted_checkpoint)
 from test_checkpoint import _RunsShell, _save_payload, tiny_retinanet_cfg
 from test_checkpoint import write_tiny_coco as write_retinanet_data
-from test_tools import (FEW_ROIS, NO_GPU, QUICKSTART_DET, REPO, _load_tool,
-                        det_data_options, run_tool, seg_data_options,
-                        short_run_options, tool_utils)
+from test_tools import (FEW_ROIS, NO_GPU, QUICKSTART_DET, REPO, cfg_options,
+                        det_data_options, exit_message, run_tool,
+                        seg_data_options, short_run_options)
 
 # Fixtures of those modules, shared (pytest finds them by module-level name).
 ade_root = test_tools.ade_root
@@ -92,7 +97,7 @@ def retina(tmp_path_factory):
     cfg = tiny_retinanet_cfg(data_root, str(root / 'train'))
     config = root / 'tiny_retinanet.py'
     cfg.dump(str(config))
-    _load_tool('train').main([str(config), '--work-dir', str(root / 'train')])
+    run_train(str(config), work_dir=str(root / 'train'))
     checkpoint = root / 'train' / 'iter_2.pth'
     assert checkpoint.is_file()
     return SimpleNamespace(
@@ -152,8 +157,8 @@ def test_tools_refuse_configs_of_unknown_scope(tmp_path, tool_error,
                                                scope_line, shown):
     config = tmp_path / 'bad.py'
     config.write_text(scope_line + 'model = dict()\n')
-    for argv in (['train', [config]], ['test', [config, config]]):
-        message = tool_error(*argv)
+    for call in ((run_train, config), (run_test, config, config)):
+        message = tool_error(*call)
         assert f'default_scope is {shown}' in message
         assert "'mmdet' / 'mmseg'" in message
 
@@ -162,11 +167,11 @@ def test_missing_image_folder_is_named_by_test_tool(coco_root, tmp_path,
                                                     tool_error):
     checkpoint = tmp_path / 'ckpt.pth'
     torch.save({'state_dict': {}}, checkpoint)
-    message = tool_error('test', [
-        QUICKSTART_DET, checkpoint, '--cfg-options',
-        *det_data_options(coco_root),
-        'test_dataloader.dataset.data_prefix.img=nowhere/'
-    ])
+    message = tool_error(
+        run_test, QUICKSTART_DET, checkpoint,
+        cfg_options=cfg_options(
+            *det_data_options(coco_root),
+            'test_dataloader.dataset.data_prefix.img=nowhere/'))
     assert f'{coco_root}/nowhere' in message
     assert 'test_dataloader dataset data_prefix.img' in message
     assert 'COCO layout' in message
@@ -251,23 +256,21 @@ def test_corrupt_image_stops_training_and_testing_with_its_name(
     empty = data_root / 'imgs' / '001.png'  # first of the first batch
     empty.write_bytes(b'')
     with pytest.raises(ImageLoadError) as err:
-        _load_tool('train').main([
-            str(retina.config), '--work-dir',
-            str(tmp_path / 'train'), '--cfg-options',
-            *_data_options(data_root)
-        ])
+        run_train(
+            str(retina.config),
+            work_dir=str(tmp_path / 'train'),
+            cfg_options=cfg_options(*_data_options(data_root)))
     assert f'Cannot load image {empty}: the file is empty' in str(err.value)
 
     empty.write_bytes((Path(retina.data_root) / 'imgs/001.png').read_bytes())
     truncated = data_root / 'imgs' / '002.png'  # second test image
     truncated.write_bytes(truncated.read_bytes()[:300])
     with pytest.raises(ImageLoadError) as err:
-        _load_tool('test').main([
+        run_test(
             str(retina.config),
-            str(retina.checkpoint), '--work-dir',
-            str(tmp_path / 'test'), '--cfg-options',
-            *_data_options(data_root)
-        ])
+            str(retina.checkpoint),
+            work_dir=str(tmp_path / 'test'),
+            cfg_options=cfg_options(*_data_options(data_root)))
     assert f'Cannot load image {truncated}: it cannot be decoded' in str(
         err.value)
 
@@ -287,25 +290,25 @@ def test_tools_wire_the_safeguards_into_every_config(
     written atomically when training."""
     checkpoint = tmp_path / 'ckpt.pth'
     torch.save({'state_dict': {}}, checkpoint)
-    options = ['--cfg-options', *seg_data_options(ade_root)]
-    test = _load_tool('test')
-    cfg, _ = test.build_config(
-        test.parse_args([
-            str(tiny_configs['seg']),
-            str(checkpoint), '--tta', '--work-dir',
-            str(tmp_path), *options
-        ]))
+    options = cfg_options(*seg_data_options(ade_root))
+    cfg = build_test_config(
+        str(tiny_configs['seg']),
+        str(checkpoint),
+        tta=True,
+        work_dir=str(tmp_path),
+        cfg_options=options)
     assert _image_loaders(cfg) == ['CheckedLoadImageFromFile'] * 3
     assert cfg.custom_hooks[-1] == dict(
         type='CheckpointGuardHook', strict=True)
     assert cfg.default_hooks.checkpoint.type == 'CheckpointHook'
     assert 'stvit_mm.engine' in cfg.custom_imports.imports
 
-    train = _load_tool('train')
     for resume, strict in ((None, False), (str(checkpoint), True)):
-        argv = [str(tiny_configs['seg']), '--work-dir', str(tmp_path / 'w')]
-        argv += ['--resume', resume] if resume else []
-        cfg = train.build_config(train.parse_args(argv + options))
+        cfg = build_train_config(
+            str(tiny_configs['seg']),
+            work_dir=str(tmp_path / 'w'),
+            resume=resume,
+            cfg_options=options)
         assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
         assert cfg.custom_hooks[-1] == dict(
             type='CheckpointGuardHook', strict=strict)
@@ -331,24 +334,16 @@ def test_converter_refuses_crafted_pickle(tmp_path, marker):
 ])
 def test_converter_explains_damaged_files(retina, tmp_path, content,
                                           fragment):
-    converter = _load_tool_file(CONVERTER)
     src = tmp_path / 'release.pth'
     if content is None:
         content = retina.checkpoint.read_bytes()[:20000]
     src.write_bytes(content)
     dst = tmp_path / 'out.pth'
-    with pytest.raises(SystemExit) as err:
-        converter.main([str(src), str(dst)])
+    # What the converter tool runs, and how it exits.
+    with pytest.raises(SystemExit) as err, exit_on_error(CONVERTER.name):
+        convert_release(str(src), str(dst))
     assert str(src) in str(err.value.code) and fragment in str(err.value.code)
     assert not dst.exists()
-
-
-def _load_tool_file(path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('stvit_converter', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_test_tool_refuses_crafted_pickle(retina, tmp_path,
@@ -388,19 +383,22 @@ def test_tools_check_checkpoints_before_building_anything(
     """Every way the tools load a checkpoint fails within seconds (no Runner
     is built: ``tool_error`` forbids it), naming the file and the problem."""
     path = _damaged(kind, retina, tmp_path, marker)
-    work = ['--work-dir', tmp_path / 'work']
-    argv, label = {
-        'test': ([retina.config, path, *work], 'checkpoint'),
-        'resume': ([retina.config, '--resume', path, *work], '--resume'),
-        'load_from': ([retina.config, *work, '--cfg-options',
-                       f'load_from={path}'], 'load_from'),
-        'init_cfg': ([
-            retina.config, *work, '--cfg-options',
+    work_dir = tmp_path / 'work'
+    train_options, label = {
+        'test': ({}, 'checkpoint'),
+        'resume': (dict(resume=path), '--resume'),
+        'load_from': (dict(cfg_options=cfg_options(f'load_from={path}')),
+                      'load_from'),
+        'init_cfg': (dict(cfg_options=cfg_options(
             'model.backbone.init_cfg.type=Pretrained',
-            f'model.backbone.init_cfg.checkpoint={path}'
-        ], 'model.backbone.init_cfg.checkpoint'),
+            f'model.backbone.init_cfg.checkpoint={path}')),
+                     'model.backbone.init_cfg.checkpoint'),
     }[route]
-    message = tool_error('test' if route == 'test' else 'train', argv)
+    if route == 'test':
+        message = tool_error(run_test, retina.config, path, work_dir=work_dir)
+    else:
+        message = tool_error(run_train, retina.config, work_dir=work_dir,
+                             **train_options)
     assert f'{label}: {path}' in message
     assert fragment in message
 
@@ -413,19 +411,19 @@ def test_bare_resume_with_a_broken_last_checkpoint_lists_intact_ones(
     broken.write_bytes(good.read_bytes()[:1000])
     marker_file = tmp_path / 'last_checkpoint'
     marker_file.write_text(str(broken))
-    with pytest.raises(tool_utils.ToolError) as err:
-        tool_utils.auto_resume_checkpoint(str(tmp_path))
+    with pytest.raises(ConfigError) as err:
+        auto_resume_checkpoint(str(tmp_path))
     message = str(err.value)
     assert f'{broken} is truncated or corrupt' in message
     assert f'--resume {good}' in message
     assert f'--resume {broken}' not in message
 
     marker_file.write_text(str(tmp_path / 'iter_6.pth'))
-    with pytest.raises(tool_utils.ToolError, match='iter_6.pth, which does '
+    with pytest.raises(ConfigError, match='iter_6.pth, which does '
                        'not exist'):
-        tool_utils.auto_resume_checkpoint(str(tmp_path))
+        auto_resume_checkpoint(str(tmp_path))
     marker_file.write_text(str(good))
-    assert tool_utils.auto_resume_checkpoint(str(tmp_path)) == str(good)
+    assert auto_resume_checkpoint(str(tmp_path)) == str(good)
 
 
 def _with_config_string(retina, path, marker_path):
@@ -456,11 +454,11 @@ def test_resume_never_executes_a_config_string_from_the_checkpoint(
     tool_marker = tmp_path / 'ran_in_train_tool'
     crafted = _with_config_string(retina, tmp_path / 'b.pth', tool_marker)
     work = tmp_path / 'tool'
-    _load_tool('train').main([
-        str(retina.config), '--work-dir',
-        str(work), '--resume',
-        str(crafted), '--cfg-options', 'train_cfg.max_iters=3'
-    ])
+    run_train(
+        str(retina.config),
+        work_dir=str(work),
+        resume=str(crafted),
+        cfg_options=cfg_options('train_cfg.max_iters=3'))
     assert not tool_marker.exists()
     assert load_untrusted_checkpoint(work / 'iter_3.pth')['meta']['iter'] == 3
     log = open(glob.glob(str(work / '*/*.log'))[0]).read()
@@ -486,16 +484,14 @@ def test_checkpoint_of_another_architecture_is_refused_with_its_keys(
         retina, other_architecture, tmp_path, in_repo, route):
     """mmengine loads with strict=False and only warns, then evaluates (or
     continues) a partly random model; tools/test.py and --resume refuse."""
-    work = ['--work-dir', str(tmp_path / 'work')]
+    work_dir = tmp_path / 'work'
+    # The message the tool exits with (the Runner is built: exit_message).
     if route == 'test':
-        tool = 'test'
-        argv = [str(retina.config), str(other_architecture), *work]
+        message = exit_message(run_test, retina.config, other_architecture,
+                               work_dir=work_dir)
     else:
-        tool = 'train'
-        argv = [str(retina.config), '--resume', str(other_architecture), *work]
-    with pytest.raises(SystemExit) as err:
-        _load_tool(tool).main(argv)
-    message = str(err.value.code)
+        message = exit_message(run_train, retina.config,
+                               resume=other_architecture, work_dir=work_dir)
     assert f'error: {other_architecture} does not fit the RetinaNet' in message
     assert 'missing in the checkpoint (4): bbox_head.cls_convs.0.conv.bias' \
         in message
@@ -511,11 +507,11 @@ def test_load_from_may_fine_tune_another_head(retina, other_architecture,
     """load_from in training stays mmengine's partial load (fine-tuning a
     checkpoint for another class count is what it is for)."""
     work = tmp_path / 'work'
-    _load_tool('train').main([
-        str(retina.config), '--work-dir',
-        str(work), '--cfg-options', f'load_from={other_architecture}',
-        'train_cfg.max_iters=1'
-    ])
+    run_train(
+        str(retina.config),
+        work_dir=str(work),
+        cfg_options=cfg_options(f'load_from={other_architecture}',
+                                'train_cfg.max_iters=1'))
     assert (work / 'iter_1.pth').is_file()
 
 
@@ -585,7 +581,7 @@ def test_crash_while_saving_keeps_the_previous_checkpoint(
     # No half-written temporary file is left behind either.
     assert [p.name for p in tmp_path.iterdir()
             if p.name.startswith('.')] == []
-    assert tool_utils.auto_resume_checkpoint(str(tmp_path)) == str(first)
+    assert auto_resume_checkpoint(str(tmp_path)) == str(first)
 
 
 def test_sigkill_after_a_checkpoint_then_resume(ade_root, tiny_configs,

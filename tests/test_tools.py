@@ -4,8 +4,10 @@ The end-to-end tests train the quickstart configs for a few iterations on
 tiny COCO / ADE20K-format datasets written here (independent of
 stvit_mm/datasets), then evaluate the checkpoint with tools/test.py, all as
 subprocesses of the project's python, as a user would run them. The error
-paths are checked in-process: they must fail before any Runner is built.
+paths are checked in-process, through the functions the tools call
+(:mod:`stvit_mm.apis`): they must fail before any Runner is built.
 """
+import argparse
 import json
 import os
 import pickle
@@ -20,9 +22,12 @@ import pytest
 import torch
 from mmengine.config import Config
 
+import stvit_mm.apis.work_dir as work_dir_api
+from stvit_mm.apis import (adapt_to_cpu, add_common_args, check_work_dir,
+                           run_test, run_train)
+from stvit_mm.errors import exit_on_error
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools'))
-import tool_utils  # noqa: E402
 
 QUICKSTART_DET = 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
 QUICKSTART_SEG = 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
@@ -373,22 +378,36 @@ def test_dist_train_and_test_on_cpu(ade_root, tiny_configs, tmp_path):
 # ---------------------------------------------------------------------------
 # Failing early, with a message that says what to do
 # ---------------------------------------------------------------------------
-def _load_tool(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'stvit_tool_{name}',
-                                                  REPO / 'tools' /
-                                                  f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def cfg_options(*pairs) -> dict:
+    """``--cfg-options`` key=value pairs as the tools' parser reads them."""
+    parser = argparse.ArgumentParser()
+    add_common_args(parser)
+    return parser.parse_args(['--cfg-options', *map(str, pairs)]).cfg_options
+
+
+#: The tool that makes each call, for its ``<tool>: error:`` line.
+PROGS = {run_train: 'train.py', run_test: 'test.py'}
+
+
+def exit_message(func, *args, **kwargs) -> str:
+    """Call ``func`` (:func:`run_train` or :func:`run_test`) as its tool
+    does, paths as strings, and return the message the tool exits with."""
+    args = [str(a) for a in args]
+    kwargs = {
+        k: str(v) if isinstance(v, Path) else v
+        for k, v in kwargs.items()
+    }
+    with pytest.raises(SystemExit) as excinfo, exit_on_error(PROGS[func]):
+        func(*args, **kwargs)
+    return str(excinfo.value.code)
 
 
 @pytest.fixture
 def tool_error(monkeypatch):
-    """``tool_error(name, argv)`` runs ``tools/<name>.py main(argv)``
-    in-process from the repository root, like a user, and returns the
-    message it exits with; it fails if the tool gets as far as building a
-    Runner."""
+    """``tool_error(func, *args, **kwargs)`` runs what ``tools/train.py``
+    (``run_train``) or ``tools/test.py`` (``run_test``) runs in-process from
+    the repository root, like a user, and returns the message the tool
+    exits with; it fails if the tool gets as far as building a Runner."""
     import mmengine.runner
 
     def no_runner(*args, **kwargs):
@@ -396,22 +415,15 @@ def tool_error(monkeypatch):
 
     monkeypatch.chdir(REPO)
     monkeypatch.setattr(mmengine.runner.Runner, 'from_cfg', no_runner)
-
-    def run(name, argv):
-        module = _load_tool(name)
-        with pytest.raises(SystemExit) as excinfo:
-            module.main([str(a) for a in argv])
-        return str(excinfo.value.code)
-
-    return run
+    return exit_message
 
 
 def test_missing_pretrained_and_coco_are_reported_together(
         tmp_path, tool_error):
-    message = tool_error('train', [
-        'configs/cascade_stvit_r_swin_s_3x.py', '--work-dir', tmp_path,
-        '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path}/no/'
-    ])
+    message = tool_error(
+        run_train, 'configs/cascade_stvit_r_swin_s_3x.py', work_dir=tmp_path,
+        cfg_options=cfg_options(
+            f'train_dataloader.dataset.data_root={tmp_path}/no/'))
     assert str(REPO / 'checkpoints/stvit_r_swin_s_in1k_mm.pth') in message
     assert 'tools/model_converters/stvit_r_official_to_mm.py' in message
     assert 'STViT-R-Swin-S.pth' in message
@@ -421,24 +433,25 @@ def test_missing_pretrained_and_coco_are_reported_together(
 
 
 def test_training_from_scratch_needs_no_weights(tmp_path, tool_error):
-    message = tool_error('train', [
-        'configs/upernet_stvit_r_swin_b_160k_ade20k.py', '--work-dir',
-        tmp_path, '--cfg-options', 'model.backbone.init_cfg=None',
-        f'train_dataloader.dataset.data_root={tmp_path}/ade/',
-        f'val_dataloader.dataset.data_root={tmp_path}/ade/'
-    ])
+    message = tool_error(
+        run_train, 'configs/upernet_stvit_r_swin_b_160k_ade20k.py',
+        work_dir=tmp_path,
+        cfg_options=cfg_options(
+            'model.backbone.init_cfg=None',
+            f'train_dataloader.dataset.data_root={tmp_path}/ade/',
+            f'val_dataloader.dataset.data_root={tmp_path}/ade/'))
     assert 'Pretrained' not in message
     assert f'{tmp_path}/ade' in message and 'ADE20K layout' in message
 
 
 def test_missing_synthetic_data_points_to_make_demo(tmp_path, tool_error):
-    message = tool_error('train', [
-        QUICKSTART_DET, '--work-dir', tmp_path, '--cfg-options',
-        f'train_dataloader.dataset.data_root={tmp_path}/synthetic_coco/',
-        f'val_dataloader.dataset.data_root={tmp_path}/synthetic_coco/',
-        f'val_evaluator.ann_file={tmp_path}/synthetic_coco/annotations/'
-        'instances_val.json'
-    ])
+    message = tool_error(
+        run_train, QUICKSTART_DET, work_dir=tmp_path,
+        cfg_options=cfg_options(
+            f'train_dataloader.dataset.data_root={tmp_path}/synthetic_coco/',
+            f'val_dataloader.dataset.data_root={tmp_path}/synthetic_coco/',
+            f'val_evaluator.ann_file={tmp_path}/synthetic_coco/annotations/'
+            'instances_val.json'))
     assert f'{tmp_path}/synthetic_coco' in message
     assert 'make demo' in message
     # The missing root is named once, not every file under it.
@@ -446,11 +459,11 @@ def test_missing_synthetic_data_points_to_make_demo(tmp_path, tool_error):
 
 
 def test_missing_ann_file_is_named(coco_root, tmp_path, tool_error):
-    message = tool_error('train', [
-        QUICKSTART_DET, '--work-dir', tmp_path, '--cfg-options',
-        *det_data_options(coco_root),
-        'train_dataloader.dataset.ann_file=annotations/missing.json'
-    ])
+    message = tool_error(
+        run_train, QUICKSTART_DET, work_dir=tmp_path,
+        cfg_options=cfg_options(
+            *det_data_options(coco_root),
+            'train_dataloader.dataset.ann_file=annotations/missing.json'))
     assert str(coco_root / 'annotations/missing.json') in message
 
 
@@ -458,55 +471,73 @@ def test_work_dir_of_another_config_is_refused(coco_root, tmp_path,
                                                tool_error):
     (tmp_path / 'iter_300.pth').write_bytes(b'')
     (tmp_path / 'stvit_r_swin_quickstart_ade.py').write_text('')
-    argv = [
-        QUICKSTART_DET, '--work-dir', tmp_path, '--cfg-options',
-        *det_data_options(coco_root)
-    ]
-    message = tool_error('train', argv)
+    kwargs = dict(
+        work_dir=tmp_path, cfg_options=cfg_options(
+            *det_data_options(coco_root)))
+    message = tool_error(run_train, QUICKSTART_DET, **kwargs)
     assert 'stvit_r_swin_quickstart_ade.py' in message
     assert 'iter_300.pth' in message and '--work-dir' in message
     # A bare --resume would load the other config's checkpoint: refused too.
-    message = tool_error('train', argv + ['--resume'])
+    message = tool_error(run_train, QUICKSTART_DET, resume='auto', **kwargs)
     assert 'stvit_r_swin_quickstart_ade.py' in message
 
 
 def test_work_dir_of_the_same_config_warns(tmp_path, monkeypatch):
     warnings = []
-    monkeypatch.setattr(tool_utils, 'warn', warnings.append)
+    monkeypatch.setattr(work_dir_api, 'warn', warnings.append)
     (tmp_path / 'iter_300.pth').write_bytes(b'')
     (tmp_path / 'stvit_r_swin_quickstart_coco.py').write_text('')
-    tool_utils.check_work_dir(str(tmp_path), QUICKSTART_DET, None)
+    check_work_dir(str(tmp_path), QUICKSTART_DET, None)
     assert len(warnings) == 1 and 'overwrites them' in warnings[0]
     assert '--resume' in warnings[0]
-    tool_utils.check_work_dir(str(tmp_path), QUICKSTART_DET, 'auto')
-    tool_utils.check_work_dir(str(tmp_path / 'fresh'), QUICKSTART_DET, None)
+    check_work_dir(str(tmp_path), QUICKSTART_DET, 'auto')
+    check_work_dir(str(tmp_path / 'fresh'), QUICKSTART_DET, None)
     assert len(warnings) == 1
 
 
 def test_unsupported_scope_is_refused(tmp_path, tool_error):
     config = tmp_path / 'cls.py'
     config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
-    message = tool_error('train', [config])
+    message = tool_error(run_train, config)
     assert "'mmpretrain'" in message and 'mmdet' in message
 
 
+def test_train_tool_exits_with_one_error_line(tmp_path):
+    """The command line itself: an error the user must fix ends train.py
+    with exit status 1 and one ``train.py: error:`` message, no traceback
+    (tests/test_reliability.py checks test.py the same way)."""
+    config = tmp_path / 'cls.py'
+    config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', str(config)],
+        cwd=REPO,
+        env=dict(os.environ, OMP_NUM_THREADS='1'),
+        capture_output=True,
+        text=True,
+        timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-4000:]
+    error = f"train.py: error: {config}: default_scope is 'mmpretrain'"
+    assert any(line.startswith(error) for line in output.splitlines()), \
+        output[-4000:]
+    assert 'Traceback' not in output
+
+
 def test_test_tool_errors(coco_root, tmp_path, tool_error):
-    message = tool_error('test', [
-        QUICKSTART_DET, tmp_path / 'missing.pth', '--cfg-options',
-        *det_data_options(coco_root)
-    ])
+    options = cfg_options(*det_data_options(coco_root))
+    message = tool_error(
+        run_test, QUICKSTART_DET, tmp_path / 'missing.pth',
+        cfg_options=options)
     assert 'missing.pth' in message
     checkpoint = tmp_path / 'ckpt.pth'
     checkpoint.write_bytes(b'')
-    message = tool_error('test', [
-        QUICKSTART_DET, checkpoint, '--tta', '--cfg-options',
-        *det_data_options(coco_root)
-    ])
+    message = tool_error(
+        run_test, QUICKSTART_DET, checkpoint, tta=True, cfg_options=options)
     assert 'masks' in message
-    message = tool_error('test', [
-        'configs/upernet_swin_s_160k_ade20k.py', checkpoint, '--cfg-options',
-        f'test_dataloader.dataset.data_root={tmp_path}/ade/'
-    ])
+    message = tool_error(
+        run_test, 'configs/upernet_swin_s_160k_ade20k.py', checkpoint,
+        cfg_options=cfg_options(
+            f'test_dataloader.dataset.data_root={tmp_path}/ade/'))
     assert f'{tmp_path}/ade' in message
 
 
@@ -516,13 +547,13 @@ def test_test_tool_errors(coco_root, tmp_path, tool_error):
 @pytest.mark.skipif(not NO_GPU, reason='adaptations apply without CUDA')
 def test_cpu_adaptations():
     cfg = Config.fromfile(str(REPO / 'configs/cascade_stvit_r_swin_s_3x.py'))
-    tool_utils.adapt_to_cpu(cfg, distributed=False, training=True)
+    adapt_to_cpu(cfg, distributed=False, training=True)
     assert cfg.optim_wrapper.type == 'OptimWrapper'
     assert cfg.optim_wrapper.optimizer.type == 'AdamW'
     assert cfg.model.roi_head.bbox_head[0].norm_cfg.type == 'SyncBN'
     assert 'model_wrapper_cfg' not in cfg
 
-    tool_utils.adapt_to_cpu(cfg, distributed=True, training=True)
+    adapt_to_cpu(cfg, distributed=True, training=True)
     assert cfg.env_cfg.dist_cfg.backend == 'gloo'
     assert 'SyncBN' not in str(cfg.model)
     assert cfg.model_wrapper_cfg.type == 'MMDistributedDataParallel'

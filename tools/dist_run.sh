@@ -3,7 +3,8 @@
 #   tools/dist_run.sh TOOL NPROC [TOOL arguments]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node, as
 # for mmdet/mmseg. PYTHON defaults to the project's .venv when there is one.
-# Without CUDA each process is a CPU worker (gloo; see tools/train.py).
+# Without CUDA each process is a CPU worker (gloo; see
+# stvit_mm/apis/machine.py).
 set -euo pipefail
 TOOL=$1
 NPROC=$2

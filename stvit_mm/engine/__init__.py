@@ -4,7 +4,7 @@ a cross-rank consistency check for distributed runs.
 
 Importing this package registers them (``tools/train.py`` and
 ``tools/test.py`` do, and wire them into every config; see
-``tools/tool_utils.py::install_safeguards``).
+:func:`stvit_mm.apis.safeguards.install_safeguards`).
 """
 from .fileio import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
 from .hooks import (AtomicCheckpointHook, CheckpointGuardHook,

@@ -1,89 +1,14 @@
-# STViT-R-Swin-S + Cascade Mask R-CNN, COCO, 3x schedule (36 epochs).
-#
-# The released recipe (changsn/STViT-R-Object-Detection,
-# configs/swin/cascade_mask_rcnn_swin_small_patch4_window7_mstrain_480-800_
-# giou_4conv1f_adamw_3x_coco.py, mmdet 2.11) translated to mmdet 3.3.
-# mmdet 3.3's ConvNeXt Cascade Mask R-CNN config already holds the same
-# detector, heads (4 convs + 1 fc, SyncBN, GIoU x10, decoded-box regression),
-# DETR-style augmentation, 36-epoch schedule with steps at 27/33 and the
-# 1333x800 test scale, so it is inherited; the backbone, neck input widths,
-# optimizer and warm-up length are set to the released values below.
+# STViT-R-Swin-S + Cascade Mask R-CNN, COCO, 3x schedule (36 epochs): the
+# released recipe (_base_/recipes/cascade_mask_rcnn_3x_coco.py) with the
+# released backbone (_base_/models/stvit_r_swin_s.py), initialised from the
+# converted ImageNet-1k release (checkpoints/stvit_r_swin_s_in1k_mm.pth).
+# Its baseline, cascade_swin_s_3x.py, inherits the same recipe.
 # Paper (CVPR 2023, Table 5): box AP 51.8, mask AP 44.7 at 1333x800.
-_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'  # noqa: E501
-
-# Replaces the template's `mmpretrain.models` import (needs torchvision,
-# which is broken against the CPU torch) with the package that registers
-# STViTRSwin and the safe checkpoint loading.
-custom_imports = dict(imports=['stvit_mm'], allow_failed_imports=False)
-
-# Converted ImageNet-1k release (STViT-R-Swin-S.pth), see
-# tools/model_converters/stvit_r_official_to_mm.py.
-pretrained = 'checkpoints/stvit_r_swin_s_in1k_mm.pth'
-
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='STViTRSwin',
-        embed_dims=96,
-        depths=(2, 2, 18, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        mlp_ratio=4,
-        qkv_bias=True,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        drop_path_rate=0.2,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=-1,
-        with_cp=False,
-        norm_cfg=dict(type='LN'),
-        # Released: window_sample_size=3, k_window_size_1/2=14/21,
-        # restore_k_window_size=27, pad_mask=True.
-        sample_window_size=3,
-        semantic_key_windows=(14, 21),
-        recovery_key_window=27,
-        pad_mask='official',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    # The template's cascade heads are the release's: ConvFCBBoxHead with 4
-    # shared convs + 1 fc (SyncBN), GIoU loss x10 on decoded boxes,
-    # target_stds tightening per stage; FCN mask heads.
-    neck=dict(in_channels=[96, 192, 384, 768]))
-
-# 2 images per GPU x 8 GPUs = 16 (the base's batch_size=2). `--auto-scale-lr`
-# rescales the learning rate for other totals.
-train_dataloader = dict(batch_size=2)
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-max_epochs = 36
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-
-# Released lr_config: linear warm-up 500 iters, ratio 0.001 (the template
-# warms up for 1000), steps at epochs 27 and 33.
-param_scheduler = [
-    dict(
-        type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-        end=500),
-    dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_epochs,
-        by_epoch=True,
-        milestones=[27, 33],
-        gamma=0.1)
+_base_ = [
+    './_base_/recipes/cascade_mask_rcnn_3x_coco.py',
+    './_base_/models/stvit_r_swin_s.py'
 ]
 
-# Released: AdamW 1e-4, wd 0.05, no decay on norms and position tables,
-# fp16 with dynamic loss scaling. The template's layer-wise decay
-# constructor is ConvNeXt-specific, hence _delete_. tools/train.py turns
-# AmpOptimWrapper into OptimWrapper on machines without a GPU.
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        custom_keys={
-            'absolute_pos_embed': dict(decay_mult=0.),
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }))
+model = dict(
+    backbone=dict(_base_.stvit_r_swin_s, _delete_=True),
+    neck=dict(in_channels=[96, 192, 384, 768]))

@@ -1,6 +1,6 @@
 # Swin-B + Cascade Mask R-CNN, COCO, 3x: the baseline of
 # cascade_stvit_r_swin_b_3x.py (same recipe by construction: it inherits the
-# Swin-S baseline, which inherits the STViT-R-Swin-S recipe).
+# Swin-S baseline, which inherits the recipe both sizes share).
 # Swin-B in the paper: box 51.9, mask 45.0.
 _base_ = './cascade_swin_s_3x.py'
 

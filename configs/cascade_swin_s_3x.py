@@ -1,10 +1,10 @@
 # Swin-S + Cascade Mask R-CNN, COCO, 3x: the baseline of
-# cascade_stvit_r_swin_s_3x.py.
-#
-# It inherits that config and swaps only the backbone for mmdet's
-# SwinTransformer, so the two recipes are identical by construction
-# (tests/test_configs.py checks it). Swin-S in the paper: box 51.8, mask 44.7.
-_base_ = './cascade_stvit_r_swin_s_3x.py'
+# cascade_stvit_r_swin_s_3x.py. Both inherit the released recipe
+# (_base_/recipes/cascade_mask_rcnn_3x_coco.py) and set only the backbone,
+# here mmdet's SwinTransformer, so the two recipes are identical by
+# construction (tests/test_configs.py checks it).
+# Swin-S in the paper: box 51.8, mask 44.7.
+_base_ = './_base_/recipes/cascade_mask_rcnn_3x_coco.py'
 
 # Official Swin ImageNet-1k release; mmdet converts its key layout
 # (convert_weights=True).

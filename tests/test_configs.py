@@ -1,5 +1,7 @@
 """Every config in configs/ loads, builds and trains/predicts one step; the
-paper configs hold the released recipe.
+paper configs hold the released recipe, share it with their Swin baselines
+through configs/_base_/ (neither inherits the other), and
+configs/metafile.yml holds the paper's numbers for them.
 
 The forward tests shrink the S/B backbones to a tiny variant (and the RoI
 sampling of the detectors) so that 13 configs run in well under a minute on
@@ -10,6 +12,7 @@ Expected recipe values come from the released STViT-R detection config
 and from mmseg's Swin UperNet recipe, written out here so that a change of
 either the configs or an inherited stock config is caught.
 """
+import ast
 import copy
 import math
 import os.path as osp
@@ -25,6 +28,9 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import get_installed_path
 
 import stvit_mm  # noqa: F401  (registers STViTRSwin)
+from stvit_mm.errors import ConfigError
+from stvit_mm.utils.metafile import (BACKBONE_GFLOPS, load_metafile,
+                                     paper_numbers)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
@@ -52,6 +58,10 @@ SEG_BASELINES = {
 }
 QUICKSTART_DET = 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
 QUICKSTART_SEG = 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
+DET_RECIPE = 'configs/_base_/recipes/cascade_mask_rcnn_3x_coco.py'
+SEG_RECIPE = 'configs/_base_/recipes/upernet_160k_ade20k.py'
+BACKBONE_BASE = 'configs/_base_/models/stvit_r_swin_s.py'
+QUICKSTART_BASE = 'configs/_base_/quickstart.py'
 
 SIZES = {
     'S': dict(embed_dims=96, num_heads=(3, 6, 12, 24), det_drop_path=0.2),
@@ -197,6 +207,9 @@ def test_config_inventory():
         QUICKSTART_DET, QUICKSTART_SEG
     }
     assert expected <= set(ALL_CONFIGS)
+    for base in (DET_RECIPE, SEG_RECIPE, BACKBONE_BASE, QUICKSTART_BASE):
+        assert (REPO / base).is_file(), base
+        assert base not in ALL_CONFIGS  # parts of configs, not configs
 
 
 @pytest.mark.parametrize('path', ALL_CONFIGS)
@@ -401,9 +414,11 @@ def _without_scope(node):
 
 
 def recipe_without_backbone(cfg: Config) -> dict:
-    """The config minus what a backbone swap may change."""
+    """The config minus what a backbone swap may change: the backbone and
+    the top-level variables that only it reads (its checkpoint; the
+    arguments configs/_base_/models/stvit_r_swin_s.py lends)."""
     d = _without_scope(cfg.to_dict())
-    for key in ('pretrained', 'checkpoint_file'):
+    for key in ('pretrained', 'checkpoint_file', 'stvit_r_swin_s'):
         d.pop(key, None)
     d['model'].pop('backbone')
     return d
@@ -423,6 +438,72 @@ def test_baselines_share_the_recipe(baseline, stvit):
     assert backbone.embed_dims == stvit_cfg.model.backbone.embed_dims
     assert list(backbone.num_heads) == list(stvit_cfg.model.backbone.num_heads)
     assert backbone.drop_path_rate == stvit_cfg.model.backbone.drop_path_rate
+
+
+def local_bases(path: str) -> list:
+    """The repository files a config's `_base_` names, read from its source
+    (bases in mmdet/mmseg, `pkg::...`, are left out)."""
+    tree = ast.parse((REPO / path).read_text(encoding='utf-8'))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == '_base_'
+                for t in node.targets):
+            bases = ast.literal_eval(node.value)
+            bases = [bases] if isinstance(bases, str) else list(bases)
+            return [
+                osp.normpath(osp.join(osp.dirname(path), base))
+                for base in bases if '::' not in base
+            ]
+    return []
+
+
+def inherited(path: str) -> set:
+    """Every repository file a config inherits, directly or through its
+    bases."""
+    found, todo = set(), [path]
+    while todo:
+        for base in local_bases(todo.pop()):
+            assert (REPO / base).is_file(), (path, base)
+            if base not in found:
+                found.add(base)
+                todo.append(base)
+    return found
+
+
+PAPER_CONFIGS = [*DET_MAIN, *SEG_MAIN]
+BASELINE_CONFIGS = [*DET_BASELINES, *SEG_BASELINES]
+
+
+@pytest.mark.parametrize('path', [*PAPER_CONFIGS, *BASELINE_CONFIGS])
+def test_configs_inherit_the_recipe_not_each_other(path):
+    """A paper config and its Swin baseline both inherit the recipe; neither
+    inherits the other (read from the `_base_` lines)."""
+    chain = inherited(path)
+    is_det = path in DET_MAIN or path in DET_BASELINES
+    assert (DET_RECIPE if is_det else SEG_RECIPE) in chain
+    assert (SEG_RECIPE if is_det else DET_RECIPE) not in chain
+    is_paper = path in PAPER_CONFIGS
+    others = BASELINE_CONFIGS if is_paper else PAPER_CONFIGS
+    assert not chain & set(others), chain & set(others)
+    # The STViT-R-Swin arguments come from one file, which no baseline reads.
+    assert (BACKBONE_BASE in chain) == is_paper
+
+
+@pytest.mark.parametrize('path', PAPER_CONFIGS)
+def test_paper_configs_take_the_backbone_base(path):
+    """The S configs' backbone is the base's, with the segmentation
+    recipe's stochastic depth; B changes only its size and checkpoint."""
+    cfg = load(path)
+    shared = dict(cfg.stvit_r_swin_s)
+    backbone = dict(cfg.model.backbone)
+    if path in SEG_MAIN:
+        shared['drop_path_rate'] = 0.3
+    if 'swin_b' in path:
+        for key in ('embed_dims', 'num_heads', 'drop_path_rate',
+                    'init_cfg'):
+            shared.pop(key)
+            backbone.pop(key)
+    assert backbone == shared
 
 
 # ---------------------------------------------------------------------------
@@ -588,3 +669,125 @@ def test_config_dumps_and_reloads(path, tmp_path):
     dumped = tmp_path / osp.basename(path)
     cfg.dump(str(dumped))
     assert Config.fromfile(str(dumped)).to_dict() == cfg.to_dict()
+
+
+# ---------------------------------------------------------------------------
+# The metafile: the paper's numbers per config
+# ---------------------------------------------------------------------------
+# CVPR 2023 (arXiv 2303.08685): Table 5 (COCO Cascade Mask R-CNN 3x, single
+# scale; backbone GFLOPs at 800x1280) and Table 14 (ADE20K UperNet,
+# multi-scale + flip; backbone GFLOPs at 512x512), as
+# /work/shared/STVIT_R_FACTS.md gives them.
+PAPER_NUMBERS = {
+    'configs/cascade_stvit_r_swin_s_3x.py': {
+        BACKBONE_GFLOPS: 134,
+        'box AP': 51.8, 'box AP50': 70.6, 'box AP75': 56.1, 'box APs': 36.7,
+        'mask AP': 44.7, 'mask AP50': 67.8, 'mask AP75': 48.6,
+        'mask APs': 29.0
+    },
+    'configs/cascade_stvit_r_swin_b_3x.py': {
+        BACKBONE_GFLOPS: 233,
+        'box AP': 52.2, 'box AP50': 70.8, 'box AP75': 56.8, 'box APs': 36.5,
+        'mask AP': 45.2, 'mask AP50': 68.3, 'mask AP75': 49.1,
+        'mask APs': 29.5
+    },
+    'configs/cascade_swin_s_3x.py': {
+        BACKBONE_GFLOPS: 194, 'box AP': 51.8, 'mask AP': 44.7
+    },
+    'configs/cascade_swin_b_3x.py': {
+        BACKBONE_GFLOPS: 343, 'box AP': 51.9, 'mask AP': 45.0
+    },
+    'configs/upernet_stvit_r_swin_s_160k_ade20k.py': {
+        BACKBONE_GFLOPS: 34, 'mIoU(ms+flip)': 48.3
+    },
+    'configs/upernet_stvit_r_swin_b_160k_ade20k.py': {
+        BACKBONE_GFLOPS: 60, 'mIoU(ms+flip)': 48.9
+    },
+    'configs/upernet_swin_s_160k_ade20k.py': {
+        BACKBONE_GFLOPS: 49, 'mIoU(ms+flip)': 49.3
+    },
+    'configs/upernet_swin_b_160k_ade20k.py': {
+        BACKBONE_GFLOPS: 87, 'mIoU(ms+flip)': 49.7
+    },
+}
+COCO_RELEASE = ('cascade_mask_rcnn_swin_{}_patch4_window7_mstrain_480-800_'
+                'giou_4conv1f_adamw_3x_coco.pth')
+
+
+def test_metafile_lists_the_paper_configs_and_baselines():
+    assert set(load_metafile()) == set(PAPER_CONFIGS + BASELINE_CONFIGS)
+    assert set(PAPER_NUMBERS) == set(PAPER_CONFIGS + BASELINE_CONFIGS)
+
+
+@pytest.mark.parametrize('path', [*PAPER_CONFIGS, *BASELINE_CONFIGS])
+def test_metafile_entries_describe_their_configs(path):
+    """Each listed config exists and loads, and its entry says what the
+    config does: backbone, data, schedule, batch, weights."""
+    entry = load_metafile()[path]
+    assert (REPO / path).is_file()
+    cfg = load(path)
+    meta, weights = entry['Metadata'], entry['Weights']
+    backbone = cfg.model.backbone
+    size = {96: 'S', 128: 'B'}[backbone.embed_dims]
+    is_stvit = backbone.type == 'STViTRSwin'
+    assert entry['In Collection'] == ('STViT-R-Swin' if is_stvit else 'Swin')
+    assert meta['Backbone'] == (
+        f'STViT-R-Swin-{size}' if is_stvit else f'Swin-{size}')
+    assert meta['Pretraining Data'] == 'ImageNet-1k'
+    assert meta['Batch Size'] == cfg.train_dataloader.batch_size * 8
+    if cfg.default_scope == 'mmdet':
+        assert entry['Paper Table'] == 'Table 5'
+        assert meta['Training Data'] == 'COCO'
+        assert meta['Epochs'] == cfg.train_cfg.max_epochs
+        assert meta['FLOPs Input Size'] == [800, 1280]
+        tasks = [('Object Detection', 'COCO'),
+                 ('Instance Segmentation', 'COCO')]
+    else:
+        assert entry['Paper Table'] == 'Table 14'
+        assert meta['Training Data'] == 'ADE20K'
+        assert meta['Iterations'] == cfg.train_cfg.max_iters
+        assert meta['FLOPs Input Size'] == list(
+            cfg.model.data_preprocessor.size)
+        tasks = [('Semantic Segmentation', 'ADE20K')]
+    assert [(r['Task'], r['Dataset']) for r in entry['Results']] == tasks
+    if is_stvit:
+        assert weights['Hugging Face'] == 'csncsn/STViT-R'
+        assert weights['ImageNet-1k'] == f'STViT-R-Swin-{size}.pth'
+        assert weights['Converted'] == backbone.init_cfg.checkpoint
+        if cfg.default_scope == 'mmdet':
+            assert weights['COCO'] == COCO_RELEASE.format(
+                {'S': 'small', 'B': 'base'}[size])
+        else:
+            assert 'ADE20K' not in weights  # none were released
+    else:
+        assert weights == {'ImageNet-1k': backbone.init_cfg.checkpoint}
+
+
+@pytest.mark.parametrize('path', [*PAPER_CONFIGS, *BASELINE_CONFIGS])
+def test_metafile_holds_the_papers_numbers(path):
+    assert paper_numbers(path) == PAPER_NUMBERS[path]
+
+
+def test_paper_numbers_takes_any_path_to_a_config(monkeypatch):
+    path = 'configs/upernet_swin_b_160k_ade20k.py'
+    assert paper_numbers(REPO / path) == PAPER_NUMBERS[path]
+    monkeypatch.chdir(REPO / 'configs')
+    assert paper_numbers(osp.basename(path)) == PAPER_NUMBERS[path]
+    with pytest.raises(ConfigError, match='not in the metafile'):
+        paper_numbers(REPO / QUICKSTART_DET)
+
+
+def test_load_metafile_refuses_what_is_not_a_metafile(tmp_path):
+    with pytest.raises(ConfigError, match='not found'):
+        load_metafile(tmp_path / 'missing.yml')
+    bad = tmp_path / 'metafile.yml'
+    bad.write_text('Collections: []\n')
+    with pytest.raises(ConfigError, match='no `Models` list'):
+        load_metafile(bad)
+    bad.write_text('Models:\n  - Name: a\n')
+    with pytest.raises(ConfigError, match='has no `Config`'):
+        load_metafile(bad)
+    bad.write_text('Models:\n  - Config: configs/a.py\n'
+                   '  - Config: configs/a.py\n')
+    with pytest.raises(ConfigError, match='listed twice'):
+        load_metafile(bad)

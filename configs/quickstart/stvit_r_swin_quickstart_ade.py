@@ -6,7 +6,8 @@
 #
 # What shrinks, and why:
 # - a small STViT-R-Swin (C=32, depths 2-2-6-2) trained from scratch: no
-#   pretrained file is needed;
+#   pretrained file is needed (../_base_/quickstart.py, shared with the
+#   COCO quickstart, as are the classes and BN);
 # - 64 head channels instead of 512 (UperNet's 3x3 fusion conv at 1/4
 #   resolution dominates the CPU time at 512);
 # - 256x256 crops of 256-pixel images (scale range and TTA ratios kept);
@@ -19,36 +20,26 @@
 #   1600 crops, not ImageNet and 160k ADE20K iterations.
 # The rest of the optimizer (AdamW betas, wd 0.01, no decay on
 # norms/position tables) is the full recipe.
-_base_ = '../upernet_stvit_r_swin_s_160k_ade20k.py'
+_base_ = [
+    '../upernet_stvit_r_swin_s_160k_ade20k.py', '../_base_/quickstart.py'
+]
 
 data_root = 'data/synthetic_ade/'
-# Same order as stvit_mm.datasets.synthetic.SHAPE_CLASSES: label k + 1 in the
-# png maps to class k after reduce_zero_label.
-metainfo = dict(
-    classes=('circle', 'square', 'triangle', 'cross'),
-    palette=[(230, 40, 40), (150, 230, 40), (40, 220, 220), (150, 40, 230)])
-num_classes = 4
 crop_size = (256, 256)
-head_norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(
-        embed_dims=32,
-        depths=(2, 2, 6, 2),
-        num_heads=(1, 2, 4, 8),
-        drop_path_rate=0.1,
-        init_cfg=None),
+    backbone=_base_.quickstart_backbone,
     decode_head=dict(
         in_channels=[32, 64, 128, 256],
         channels=64,
-        num_classes=num_classes,
-        norm_cfg=head_norm_cfg),
+        num_classes=_base_.num_classes,
+        norm_cfg=_base_.head_norm_cfg),
     auxiliary_head=dict(
         in_channels=128,
         channels=32,
-        num_classes=num_classes,
-        norm_cfg=head_norm_cfg))
+        num_classes=_base_.num_classes,
+        norm_cfg=_base_.head_norm_cfg))
 
 # ADE20K's pipelines with (2048, 512) scaled to (1024, 256).
 train_pipeline = [
@@ -70,33 +61,20 @@ test_pipeline = [
     dict(type='LoadAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')
 ]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [
-                dict(
-                    type='Resize',
-                    scale=(int(1024 * r), int(256 * r)),
-                    keep_ratio=True)
-                for r in [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
-            ],
-            [
-                dict(type='RandomFlip', prob=0., direction='horizontal'),
-                dict(type='RandomFlip', prob=1., direction='horizontal')
-            ],
-            [dict(type='LoadAnnotations')],
-            [dict(type='PackSegInputs')],
-        ])
+# The recipe's multi-scale + flip test, its scales halved the same way.
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1].transforms[0] = [
+    dict(type='Resize', scale=(int(1024 * r), int(256 * r)), keep_ratio=True)
+    for r in _base_.img_ratios
 ]
 
 # BaseSegDataset rather than ADE20KDataset: mmseg only lets a dataset's
-# classes be renamed to a subset of its built-in 150.
+# classes be renamed to a subset of its built-in 150. Label k + 1 in the png
+# maps to class k of _base_.metainfo after reduce_zero_label.
 dataset_cfg = dict(
     type='BaseSegDataset',
     data_root=data_root,
-    metainfo=metainfo,
+    metainfo=_base_.metainfo,
     img_suffix='.jpg',
     seg_map_suffix='.png',
     reduce_zero_label=True)

@@ -5,7 +5,9 @@
 #
 # What shrinks, and why:
 # - a small STViT-R-Swin (C=32, depths 2-2-6-2: one dumbbell unit in stage 3)
-#   trained from scratch: no pretrained file is needed;
+#   trained from scratch: no pretrained file is needed
+#   (../_base_/quickstart.py, shared with the ADE20K quickstart, as are the
+#   classes and BN);
 # - 64 FPN/head channels instead of 256, 128 sampled RoIs per image and
 #   stage instead of 512, and 300 RPN proposals per image instead of 2000
 #   (the 4-conv RoI heads of the three stages dominate the CPU time; the
@@ -22,24 +24,14 @@
 # Everything else (cascade stages, GIoU x10, decoded-box regression,
 # AdamW betas/weight decay, no decay on norms/position tables) is the full
 # recipe.
-_base_ = '../cascade_stvit_r_swin_s_3x.py'
+_base_ = ['../cascade_stvit_r_swin_s_3x.py', '../_base_/quickstart.py']
 
 data_root = 'data/synthetic_coco/'
-# Same order as stvit_mm.datasets.synthetic.SHAPE_CLASSES (category ids 1..4).
-metainfo = dict(
-    classes=('circle', 'square', 'triangle', 'cross'),
-    palette=[(230, 40, 40), (150, 230, 40), (40, 220, 220), (150, 40, 230)])
-num_classes = 4
+# Category ids 1..4 are the classes of _base_.metainfo, in order.
 channels = 64
-head_norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
-    backbone=dict(
-        embed_dims=32,
-        depths=(2, 2, 6, 2),
-        num_heads=(1, 2, 4, 8),
-        drop_path_rate=0.1,
-        init_cfg=None),
+    backbone=_base_.quickstart_backbone,
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=channels),
     rpn_head=dict(in_channels=channels, feat_channels=channels),
     roi_head=dict(
@@ -54,14 +46,14 @@ model = dict(
                 conv_out_channels=channels,
                 fc_out_channels=256,
                 roi_feat_size=7,
-                num_classes=num_classes,
+                num_classes=_base_.num_classes,
                 bbox_coder=dict(
                     type='DeltaXYWHBBoxCoder',
                     target_means=[0., 0., 0., 0.],
                     target_stds=stds),
                 reg_class_agnostic=False,
                 reg_decoded_bbox=True,
-                norm_cfg=head_norm_cfg,
+                norm_cfg=_base_.head_norm_cfg,
                 loss_cls=dict(
                     type='CrossEntropyLoss', use_sigmoid=False,
                     loss_weight=1.0),
@@ -72,7 +64,7 @@ model = dict(
         mask_head=dict(
             in_channels=channels,
             conv_out_channels=channels,
-            num_classes=num_classes)),
+            num_classes=_base_.num_classes)),
     # The recipe's assigners (IoU 0.5/0.6/0.7), with 128 RoIs sampled per
     # image and stage instead of 512.
     train_cfg=dict(
@@ -146,15 +138,14 @@ train_dataloader = dict(
     num_workers=1,
     dataset=dict(
         data_root=data_root,
-        metainfo=metainfo,
+        metainfo=_base_.metainfo,
         ann_file='annotations/instances_train.json',
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     num_workers=1,
     dataset=dict(
-        data_root=data_root,
-        metainfo=metainfo,
+        train_dataloader['dataset'],
         ann_file='annotations/instances_val.json',
         data_prefix=dict(img='val/'),
         pipeline=test_pipeline))

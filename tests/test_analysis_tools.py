@@ -1,10 +1,12 @@
-"""tools/analysis/get_flops.py, tools/analysis/benchmark.py and tools/demo.py,
-run for real on small settings by calling their ``main()``.
+"""tools/analysis/get_flops.py, tools/analysis/benchmark.py,
+tools/analysis/device_check.py and tools/image_demo.py, run for real on small
+settings by calling their ``main()``.
 
 Each tool is loaded from its file, as ``python tools/...`` runs it. The
 benchmark's CPU memory probes still start real subprocesses.
 """
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +57,7 @@ def benchmark():
 
 @pytest.fixture(scope='module')
 def demo():
-    return load_tool('tools/demo.py')
+    return load_tool('tools/image_demo.py')
 
 
 @pytest.fixture
@@ -229,11 +231,43 @@ def test_benchmark_defaults_are_the_readme_settings(benchmark):
     assert args.det_sizes == [(800, 1333)] and args.seg_sizes == [(512, 512)]
 
 
+def test_benchmark_train_step_and_profile(benchmark, swin_baselines, capsys,
+                                          keep_threads):
+    """--train times forward + backward (CPU peak memory from the probes in
+    train mode); --profile prints one profiler table per model."""
+    assert benchmark.main([
+        '--backbone-configs', *swin_baselines['det'], '--sizes', '64x64',
+        '--batch-sizes', '2', '--repeat', '1', '--warmup', '0', '--devices',
+        'cpu', '--train', '--profile', '5', '--threads', '1'
+    ]) == 0
+    out = capsys.readouterr().out
+    assert '## Backbones, training step (forward + backward)' in out
+    assert 'no optimizer step' in out
+    assert out.count('### Profile:') == 2 and 'Self CPU' in out
+    header, rows = table_rows(out, 'custom')
+    assert len(rows) == 1
+    assert rows[0][1:5] == ['cpu', 'fp32', '64x64', '2']
+    for name in ('Swin (ms)', 'STViT-R (ms)', 'Swin peak (MiB)',
+                 'STViT-R peak (MiB)'):
+        assert float(column(header, rows[0], name)) > 0
+
+
+def test_benchmark_train_runner_leaves_no_gradients(benchmark):
+    from stvit_mm.models import STViTRSwin
+    model = STViTRSwin(embed_dims=16, num_heads=(1, 2, 4, 8))
+    model.train()
+    run = benchmark.make_runner(model, 'backbone', torch.randn(1, 3, 32, 32),
+                                'cpu', 'fp32', train=True)
+    assert run() is None
+    assert all(p.grad is None for p in model.parameters())
+
+
 @pytest.mark.parametrize('argv', [
     ['--sizes', '64'],
     ['--sizes', '0x64'],
     ['--batch-sizes', '0'],
     ['--no-backbone'],
+    ['--no-backbone', '--plot', 'x.png', '--train'],
 ])
 def test_benchmark_rejects_bad_options(benchmark, argv):
     with pytest.raises(SystemExit) as exc:
@@ -269,8 +303,85 @@ def test_rss_peak_sees_an_allocation():
 
 
 # ---------------------------------------------------------------------------
-# demo.py
+# device_check.py
 # ---------------------------------------------------------------------------
+DEVICE_CHECK_RUN = """
+import importlib.util, sys
+sys.modules['mmcv._ext'] = None  # as without mmcv's compiled ops
+spec = importlib.util.spec_from_file_location('device_check', {tool!r})
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+rc = tool.main({argv!r})
+print('RC', rc, 'mmdet.models', 'mmdet.models' in sys.modules)
+"""
+
+
+def test_device_check_cpu_against_cpu(tmp_path):
+    """The GPU correctness check, run CPU against CPU on a shrunk
+    STViT-R-Swin-S config; in a fresh process, to see that it needs
+    neither mmcv's compiled ops nor mmdet.models."""
+    out = tmp_path / 'check.json'
+    argv = ['--device', 'cpu', '--threads', '1', '--override',
+            '{"embed_dims": 16, "num_heads": [1, 2, 4, 8], '
+            '"depths": [2, 2, 6, 2]}', '--sizes', '64x96', '40x40',
+            '--dtypes', 'bf16', '--train-dtypes', 'bf16', 'fp16',
+            '--train-size', '64x64', '--train-steps', '2', '--out', str(out)]
+    code = DEVICE_CHECK_RUN.format(
+        tool=str(REPO / 'tools/analysis/device_check.py'), argv=argv)
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=300, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == 'RC 0 mmdet.models False'
+    assert 'ALL PASSED' in proc.stdout
+    results = json.loads(out.read_text())
+    rows = results['outputs']
+    # 2 pad-mask modes x 2 sizes x (fp32, fp32 autograd, bf16)
+    assert len(rows) == 12 and all(r['passed'] for r in rows)
+    assert {r['label'] for r in rows} == {'official', 'exact'}
+    for r in rows:
+        assert len(r['errors']) == 4
+        if r['precision'].startswith('fp32'):
+            assert r['error'] < 1e-6  # the same device: same arithmetic
+        else:
+            assert 0 < r['error'] < r['bound']  # bf16 really ran
+    assert [r['precision'] for r in results['train']] == ['bf16', 'fp16']
+    for r in results['train']:
+        assert r['with_grad'] == r['params'] > 100
+        assert r['nonfinite_grad'] == 0 and r['params_finite']
+    assert results['setting']['embed_dims'] == 16
+
+
+def test_device_check_catches_a_wrong_device_output():
+    from stvit_mm.models import STViTRSwin
+    from stvit_mm.utils import device_check
+    torch.manual_seed(0)
+    model = STViTRSwin(embed_dims=16, num_heads=(1, 2, 4, 8))
+    model.init_weights()
+    device_check.perturb_weights(model, 0.5)
+    assert all(p.eq(0.5).all() for n, p in model.named_parameters()
+               if 'gamma' in n)
+    # bf16 against fp32 with an impossible bound: the row must fail.
+    rows = device_check.compare_outputs(model, 'cpu', sizes=[(32, 48)],
+                                        batch=1, dtypes=['bf16'],
+                                        low_bound=1e-9)
+    assert [r['passed'] for r in rows] == [True, True, False]
+    report = device_check.markdown_report(dict(
+        setting=dict(device='cpu', ref_device='cpu', torch='x',
+                     embed_dims=16, depths=[2], layer_scale=0.5),
+        outputs=rows, train=[], passed=False))
+    assert 'FAIL' in report and 'SOME CHECKS FAILED' in report
+
+
+# ---------------------------------------------------------------------------
+# image_demo.py
+# ---------------------------------------------------------------------------
+def run_image_demo(*args):
+    """The tool as a user runs it: its exit status and stderr."""
+    return subprocess.run(
+        [sys.executable, str(REPO / 'tools/image_demo.py'), *args],
+        capture_output=True, text=True, timeout=300, cwd=str(REPO))
+
+
 @pytest.fixture(scope='module')
 def demo_files(tmp_path_factory, get_flops):
     """A test image and random-init checkpoints of the quickstart models."""
@@ -306,24 +417,26 @@ def test_demo_draws_predictions(demo, demo_files, tmp_path, capsys, task,
 
 
 @pytest.mark.parametrize('missing', ['image', 'config', 'checkpoint'])
-def test_demo_missing_paths(demo, demo_files, tmp_path, capsys, missing):
+def test_demo_missing_paths(demo_files, tmp_path, missing):
     paths = dict(image=str(demo_files / 'shapes.jpg'),
                  config=str(QUICKSTART_DET),
                  checkpoint=str(demo_files / 'det.pth'))
     paths[missing] = str(tmp_path / 'absent')
-    assert demo.main([paths['image'], paths['config'],
-                      paths['checkpoint']]) == 1
+    result = run_image_demo(paths['image'], paths['config'],
+                            paths['checkpoint'])
+    assert result.returncode == 1
     assert (f'{missing} file not found: {paths[missing]}'
-            in capsys.readouterr().err)
+            in result.stderr)
 
 
-def test_demo_unreadable_image(demo, demo_files, tmp_path, capsys):
+def test_demo_unreadable_image(demo_files, tmp_path):
     fake = tmp_path / 'fake.jpg'
     fake.write_text('not an image')
-    assert demo.main([str(fake), str(QUICKSTART_DET),
-                      str(demo_files / 'det.pth'),
-                      '--out-file', str(tmp_path / 'x.png')]) == 1
-    assert 'cannot read image' in capsys.readouterr().err
+    result = run_image_demo(str(fake), str(QUICKSTART_DET),
+                            str(demo_files / 'det.pth'),
+                            '--out-file', str(tmp_path / 'x.png'))
+    assert result.returncode == 1
+    assert 'cannot read image' in result.stderr
     assert not (tmp_path / 'x.png').exists()
 
 

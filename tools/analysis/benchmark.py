@@ -46,6 +46,19 @@ is an inference-time setting of the same weights) against Swin, at
 fp32 on the first device, and draws time and GFLOPs against tokens per
 window with Swin as a horizontal line.
 
+``--train`` times training steps instead of inference in the backbone
+table: forward and backward of the sum of the four outputs, models in train
+mode (drop path as configured), fp16 / bf16 under autocast on CUDA. The
+optimizer step is left out: it is one elementwise update per parameter, and
+the two backbones have about the same parameter count. Peak memory is then
+that of forward + backward (gradients included) above weights and input; on
+the CPU it is measured by the same subprocess probe. The FLOPs column stays
+the forward's ratio (backward costs about twice the forward for both).
+
+``--profile ROWS`` prints, for each backbone setting, a torch.profiler table
+of one forward (or training step) per model: the ROWS operators and kernels
+with the most self CUDA time (self CPU time on the CPU).
+
 ``--backbone-configs``, ``--det-configs`` and ``--seg-configs`` compare any
 other pair of configs (baseline first) instead of the project's S/B pairs.
 
@@ -78,6 +91,8 @@ Examples::
         --no-memory --plot tokens.png
     python tools/analysis/benchmark.py --no-backbone --end-to-end \\
         --batch-sizes 1 --repeat 3
+    python tools/analysis/benchmark.py --devices cuda --dtypes bf16 \\
+        --sizes 800x1333 --batch-sizes 2 --train --repeat 20
 """
 import argparse
 import contextlib
@@ -163,6 +178,14 @@ def parse_args(argv=None):
         help='skip the peak-memory measurement (on CPU it costs a '
         'subprocess and a forward per row and model)')
     parser.add_argument(
+        '--train', action='store_true',
+        help='backbone table of training steps (forward + backward of the '
+        'sum of the outputs, train mode) instead of inference')
+    parser.add_argument(
+        '--profile', type=int, metavar='ROWS',
+        help='print a torch.profiler table (top ROWS by self CUDA time, '
+        'self CPU time on the CPU) of each backbone setting')
+    parser.add_argument(
         '--no-backbone', action='store_true',
         help='skip the backbone table (with --plot or --end-to-end)')
     parser.add_argument(
@@ -222,6 +245,8 @@ def parse_args(argv=None):
     if args.no_backbone and not (args.plot or args.end_to_end):
         parser.error('--no-backbone leaves nothing to do without --plot or '
                      '--end-to-end')
+    if args.no_backbone and (args.train or args.profile):
+        parser.error('--train and --profile apply to the backbone table')
     return args
 
 
@@ -293,19 +318,42 @@ def make_batch(task: str, batch: int, size: Tuple[int, int],
 
 
 def make_runner(model: torch.nn.Module, task: str, data,
-                device: str, dtype: str) -> Callable[[], object]:
-    """A no-argument callable running one inference forward."""
+                device: str, dtype: str,
+                train: bool = False) -> Callable[[], object]:
+    """A no-argument callable running one inference forward or, with
+    ``train`` (backbones), forward + backward of the sum of the outputs
+    (the gradients are dropped again at its end)."""
 
     def run():
         autocast = (torch.autocast(device_type=device, dtype=DTYPES[dtype])
                     if DTYPES[dtype] is not None else
                     contextlib.nullcontext())
-        with torch.no_grad(), autocast:
-            if task == 'backbone':
-                return model(data)
-            return model.test_step(data)
+        with torch.set_grad_enabled(train), autocast:
+            if task != 'backbone':
+                return model.test_step(data)
+            outs = model(data)
+        if train:
+            sum(o.float().sum() for o in outs).backward()
+            model.zero_grad(set_to_none=True)
+            return None
+        return outs
 
     return run
+
+
+def profile_table(run: Callable, device: str, rows: int) -> str:
+    """torch.profiler table of one ``run()``: the ``rows`` entries with the
+    most self CUDA time (self CPU time on the CPU)."""
+    from torch.profiler import ProfilerActivity, profile
+    cuda = device == 'cuda'
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
+                                           if cuda else [])
+    with profile(activities=activities) as prof:
+        run()
+        synchronizer(device)()
+    key = 'self_device_time_total' if cuda else 'self_cpu_time_total'
+    return prof.key_averages().table(sort_by=key, row_limit=rows,
+                                     max_name_column_width=70)
 
 
 def synchronizer(device: str) -> Callable[[], None]:
@@ -386,8 +434,10 @@ def probe_main(probe: str) -> int:
     torch.set_num_threads(job['threads'])
     spec = job['subject']
     model = build_subject(spec)
+    train = bool(spec.get('train'))
+    model.train(train)  # on its own line: mmdet's Swin.train() returns None
     data = make_batch(spec['task'], job['batch'], tuple(job['size']), 'cpu')
-    run = make_runner(model, spec['task'], data, 'cpu', 'fp32')
+    run = make_runner(model, spec['task'], data, 'cpu', 'fp32', train)
     # Start the thread pool outside the measurement.
     with torch.no_grad():
         torch.nn.functional.conv2d(torch.ones(1, 8, 16, 16),
@@ -459,14 +509,30 @@ def compare_pair(specs: Sequence[Dict], models: Sequence[torch.nn.Module],
         last outputs, for detection counts), each in pair order.
     """
     task = specs[0]['task']
+    train = args.train and task == 'backbone'
     data = make_batch(task, batch, size, device)
-    runners = [make_runner(m, task, data, device, dtype) for m in models]
-    times, outputs = time_interleaved(runners, args.warmup, args.repeat,
-                                      synchronizer(device))
-    mems = [None, None]
-    if not args.no_memory:
-        mems = [peak_mib(spec, run, device, batch, size, args.threads)
-                for spec, run in zip(specs, runners)]
+    runners = [make_runner(m, task, data, device, dtype, train)
+               for m in models]
+    for m in models:
+        m.train(train)  # mmdet's Swin.train() returns None: no chaining
+    try:
+        times, outputs = time_interleaved(runners, args.warmup, args.repeat,
+                                          synchronizer(device))
+        mems = [None, None]
+        if not args.no_memory:
+            mems = [peak_mib(dict(spec, train=train), run, device, batch,
+                             size, args.threads)
+                    for spec, run in zip(specs, runners)]
+        if args.profile and task == 'backbone':
+            for spec, run in zip(specs, runners):
+                print(f'### Profile: {spec["name"]}, {device} {dtype} '
+                      f'{size[0]}x{size[1]} x{batch}'
+                      f'{", training step" if train else ""}\n\n```\n'
+                      f'{profile_table(run, device, args.profile)}\n```\n',
+                      flush=True)
+    finally:
+        for m in models:
+            m.eval()
     return dict(times=times, mems=mems,
                 outputs=outputs if task == 'det' else None)
 
@@ -718,19 +784,29 @@ def write_plot(results: List[Dict], out_file: str) -> None:
 
 # ---------------------------------------------------------------------------
 def describe(args) -> str:
+    unit = 'training step' if args.train else 'forward'
     mem = ('off' if args.no_memory else
-           'CPU: peak-RSS rise of one forward in a fresh subprocess; '
+           f'CPU: peak-RSS rise of one {unit} in a fresh subprocess; '
            'CUDA: max_memory_allocated rise; both above weights + input')
+    what = ('training steps (backbones: forward + backward of the sum of '
+            'the outputs, train mode, no optimizer step)' if args.train
+            else 'forwards')
+    cuda = ''
+    if 'cuda' in args.devices:
+        cuda = (f'; {torch.cuda.get_device_name()}, TF32 matmul '
+                f'{torch.backends.cuda.matmul.allow_tf32}, cuDNN TF32 '
+                f'{torch.backends.cudnn.allow_tf32}')
     return (f'torch {torch.__version__}, {args.threads} CPU threads, '
             f'{args.warmup} warm-up + median of {args.repeat} interleaved '
-            f'forwards; memory: {mem}.')
+            f'{what}; memory: {mem}{cuda}.')
 
 
 def run_all(args) -> None:
     """Print the selected tables (and write the plot)."""
     print(f'Setting: {describe(args)}\n')
     if not args.no_backbone:
-        print('## Backbones\n')
+        print('## Backbones, training step (forward + backward)\n'
+              if args.train else '## Backbones\n')
         print(backbone_table(args), end='\n\n', flush=True)
     if args.plot:
         results = token_sweep(args)

@@ -8,7 +8,9 @@ import pytest
 import torch
 from packaging.requirements import Requirement
 
-REQUIREMENTS = osp.join(osp.dirname(osp.dirname(__file__)), 'requirements.txt')
+from helpers.paths import REPO
+
+REQUIREMENTS = REPO / 'requirements.txt'
 
 
 def _requirements():

@@ -15,7 +15,7 @@ Two kinds of file were released (Hugging Face ``csncsn/STViT-R``):
   ``{'meta', 'state_dict', 'optimizer'}`` with ``backbone.``, ``neck.``,
   ``rpn_head.`` and ``roi_head.`` keys. mmdet 3.3 names the neck and head
   modules the same way (checked module by module against mmdet 2.11's
-  source, see ``tests/test_release_weights.py``).
+  source, see ``tests/test_models/test_release_weights.py``).
 
 The released backbone layout is ``patch_embed.proj.{0,2}.{c,bn}``,
 ``layers.{i}.blocks.{j}``, ``layers.{i}.downsample`` and ``norm{i}``; stage

@@ -1,7 +1,6 @@
 """STViT-R-Swin backbone: parity with the released implementation, shapes,
 gradients, masking modes, checkpointing, freezing and input/config errors."""
 import math
-import os.path as osp
 import subprocess
 import sys
 
@@ -9,24 +8,16 @@ import pytest
 import torch
 
 import stvit_mm  # noqa: F401
-from official_reference import official_forward
+from helpers.official_reference import official_forward
+from helpers.paths import CONVERTER
 from stvit_mm.models import STViTRSwin
 from stvit_mm.models.layers.token_attention import LayerScaledBlock
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FIXTURE = osp.join(ROOT, 'tests', 'data', 'stvit_r_official_parity.pth')
-CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
-                     'stvit_r_official_to_mm.py')
 TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8))
 
 
 def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
-
-
-@pytest.fixture(scope='module')
-def fixture():
-    return torch.load(FIXTURE, weights_only=True)
 
 
 def model_kwargs(cfg, **overrides):
@@ -43,12 +34,12 @@ def model_kwargs(cfg, **overrides):
 
 
 @pytest.fixture(scope='module')
-def converted(fixture, tmp_path_factory):
+def converted(parity, tmp_path_factory):
     """Each fixture unit's weights, released as an ImageNet-style file and
     pushed through the real converter script."""
     out = {}
     folder = tmp_path_factory.mktemp('converted')
-    for name, unit in fixture.items():
+    for name, unit in parity.items():
         src, dst = folder / f'{name}_release.pth', folder / f'{name}_mm.pth'
         release = dict(unit['state_dict'])
         release['head.weight'] = torch.zeros(10, 128)  # classifier to drop
@@ -72,9 +63,9 @@ def build(cfg, checkpoint, **overrides):
 
 
 @pytest.mark.parametrize('unit', ['unit1', 'unit2'])
-def test_parity_with_released_outputs(fixture, converted, unit):
-    model = build(fixture[unit]['config'], converted[unit])
-    for case in fixture[unit]['cases']:
+def test_parity_with_released_outputs(parity, converted, unit):
+    model = build(parity[unit]['config'], converted[unit])
+    for case in parity[unit]['cases']:
         with torch.no_grad():
             outs = model(case['input'])
         for out, expected in zip(outs, case['outputs']):
@@ -84,8 +75,8 @@ def test_parity_with_released_outputs(fixture, converted, unit):
 
 @pytest.mark.parametrize('shape', [(2, 3, 97, 61), (1, 3, 1, 1),
                                    (1, 3, 7, 300), (3, 3, 150, 229)])
-def test_parity_with_reference_beyond_the_fixture(fixture, converted, shape):
-    unit = fixture['unit1']
+def test_parity_with_reference_beyond_the_fixture(parity, converted, shape):
+    unit = parity['unit1']
     model = build(unit['config'], converted['unit1'])
     img = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -96,8 +87,8 @@ def test_parity_with_reference_beyond_the_fixture(fixture, converted, shape):
 
 
 @pytest.mark.parametrize('s', [2, 4])
-def test_semantic_token_count_is_an_inference_dial(fixture, converted, s):
-    unit = fixture['unit2']
+def test_semantic_token_count_is_an_inference_dial(parity, converted, s):
+    unit = parity['unit2']
     model = build(unit['config'], converted['unit2'])
     model.sample_window_size = s
     img = torch.randn(1, 3, 200, 304)
@@ -320,9 +311,9 @@ def test_dense_and_gathered_recovery_agree(monkeypatch, pad_mask):
         assert rel_err(a, b) < 1e-5
 
 
-def test_parity_on_a_large_image_that_gathers(fixture, converted):
+def test_parity_on_a_large_image_that_gathers(parity, converted):
     from stvit_mm.models.layers.geometry import stage_geometry
-    unit = fixture['unit1']
+    unit = parity['unit1']
     model = build(unit['config'], converted['unit1'])
     img = torch.randn(1, 3, 1200, 1210)
     geo = stage_geometry((75, 76), 7, 3, (14, 21), 27, 'official',

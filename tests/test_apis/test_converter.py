@@ -12,22 +12,19 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import stvit_mm  # noqa: F401
+from helpers.paths import CONVERTER, REPO
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONVERTER = osp.join(ROOT, 'tools', 'model_converters',
-                     'stvit_r_official_to_mm.py')
-FIXTURE = osp.join(ROOT, 'tests', 'data', 'stvit_r_official_parity.pth')
-MAIN_CONFIG = osp.join(ROOT, 'configs', 'cascade_stvit_r_swin_s_3x.py')
+MAIN_CONFIG = osp.join(REPO, 'configs', 'cascade_stvit_r_swin_s_3x.py')
 
 
 def convert(*args):
     return subprocess.run([sys.executable, CONVERTER, *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=REPO)
 
 
 @pytest.fixture(scope='module')
-def unit():
-    return torch.load(FIXTURE, weights_only=True)['unit1']
+def unit(parity):
+    return parity['unit1']
 
 
 @pytest.fixture

@@ -1,204 +1,35 @@
 """Checkpoints load with torch's weights-only unpickler, and only that way.
 
-A tiny stock mmdet RetinaNet is trained for two iterations by the real
-mmengine ``Runner``; its checkpoint must then load for testing (``load_from``)
-and resuming. Crafted pickles that would run code must be refused on every
-path that loads checkpoints, with an error that says why.
+A tiny stock mmdet RetinaNet (:mod:`helpers.tiny_configs`) is trained for
+two iterations by the real mmengine ``Runner``; its checkpoint must then
+load for testing (``load_from``) and resuming. Crafted pickles
+(:mod:`helpers.payloads`) that would run code must be refused on every path
+that loads checkpoints, with an error that says why.
 """
 import argparse
-import collections
 import copy
 import functools
 import http.server
-import json
 import os
 import os.path as osp
 import pickle
 import threading
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModule
 from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import stvit_mm  # noqa: F401  (registers the safe globals and loaders)
+from helpers.payloads import (Evals, GetsAttribute, Partial, RunsShell,
+                              save_payload)
+from helpers.tiny_configs import BASE_LR, WARMUP_START, tiny_retinanet_cfg
 from stvit_mm.utils import (CheckpointError, CheckpointNotFoundError, StandIn,
                             StandInDict, load_untrusted_checkpoint)
 from stvit_mm.utils.checkpoint.safe_globals import _runner_safe_globals
-
-IMG_SIZE = 64
-BASE_LR = 0.01
-WARMUP_START = 0.1
-
-
-def write_tiny_coco(root, num_images=4, seed=0):
-    """Writes ``num_images`` random 64x64 images with one or two boxes each
-    as a COCO dataset under ``root``. Returns the annotation file name."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'imgs'), exist_ok=True)
-    images, annotations = [], []
-    for img_id in range(1, num_images + 1):
-        name = f'{img_id:03d}.png'
-        img = rng.integers(0, 255, (IMG_SIZE, IMG_SIZE, 3), dtype=np.uint8)
-        cv2.imwrite(osp.join(root, 'imgs', name), img)
-        images.append(
-            dict(id=img_id, file_name=name, width=IMG_SIZE, height=IMG_SIZE))
-        for _ in range(1 + img_id % 2):
-            x, y = rng.integers(0, IMG_SIZE // 2, 2).tolist()
-            w, h = rng.integers(12, IMG_SIZE // 2, 2).tolist()
-            annotations.append(
-                dict(
-                    id=len(annotations) + 1,
-                    image_id=img_id,
-                    category_id=int(rng.integers(1, 3)),
-                    bbox=[x, y, w, h],
-                    area=w * h,
-                    iscrowd=0))
-    categories = [dict(id=1, name='a'), dict(id=2, name='b')]
-    with open(osp.join(root, 'ann.json'), 'w') as f:
-        json.dump(
-            dict(
-                images=images, annotations=annotations, categories=categories),
-            f)
-    return 'ann.json'
-
-
-def tiny_retinanet_cfg(data_root, work_dir):
-    """A stock mmdet RetinaNet with a ResNet-18 of 8 base channels, as an
-    mmengine ``Config`` like ``tools/train.py`` builds."""
-    dataset = dict(
-        type='CocoDataset',
-        data_root=data_root,
-        ann_file='ann.json',
-        data_prefix=dict(img='imgs/'),
-        metainfo=dict(classes=('a', 'b')),
-        filter_cfg=dict(filter_empty_gt=True, min_size=0),
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations', with_bbox=True),
-            dict(type='Resize', scale=(IMG_SIZE, IMG_SIZE), keep_ratio=True),
-            dict(type='PackDetInputs')
-        ])
-    test_dataset = copy.deepcopy(dataset)
-    test_dataset.update(test_mode=True, indices=2)
-    test_dataset['pipeline'] = [
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(IMG_SIZE, IMG_SIZE), keep_ratio=True),
-        dict(type='LoadAnnotations', with_bbox=True),
-        dict(
-            type='PackDetInputs',
-            meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                       'scale_factor'))
-    ]
-    model = dict(
-        type='RetinaNet',
-        data_preprocessor=dict(
-            type='DetDataPreprocessor',
-            mean=[128., 128., 128.],
-            std=[64., 64., 64.],
-            bgr_to_rgb=True,
-            pad_size_divisor=32),
-        backbone=dict(
-            type='ResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            out_indices=(0, 1, 2, 3),
-            norm_cfg=dict(type='BN', requires_grad=True),
-            norm_eval=False),
-        neck=dict(
-            type='FPN',
-            in_channels=[8, 16, 32, 64],
-            out_channels=16,
-            start_level=1,
-            add_extra_convs='on_input',
-            num_outs=5),
-        bbox_head=dict(
-            type='RetinaHead',
-            num_classes=2,
-            in_channels=16,
-            stacked_convs=1,
-            feat_channels=16,
-            anchor_generator=dict(
-                type='AnchorGenerator',
-                octave_base_scale=4,
-                scales_per_octave=1,
-                ratios=[1.0],
-                strides=[8, 16, 32, 64, 128]),
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[.0, .0, .0, .0],
-                target_stds=[1.0, 1.0, 1.0, 1.0]),
-            loss_cls=dict(
-                type='FocalLoss',
-                use_sigmoid=True,
-                gamma=2.0,
-                alpha=0.25,
-                loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-        train_cfg=dict(
-            assigner=dict(
-                type='MaxIoUAssigner',
-                pos_iou_thr=0.5,
-                neg_iou_thr=0.4,
-                min_pos_iou=0,
-                ignore_iof_thr=-1),
-            sampler=dict(type='PseudoSampler'),
-            allowed_border=-1,
-            pos_weight=-1,
-            debug=False),
-        test_cfg=dict(
-            nms_pre=50,
-            min_bbox_size=0,
-            score_thr=0.0,
-            nms=dict(type='nms', iou_threshold=0.5),
-            max_per_img=10))
-    return Config(
-        dict(
-            default_scope='mmdet',
-            work_dir=work_dir,
-            model=model,
-            train_dataloader=dict(
-                batch_size=2,
-                num_workers=0,
-                sampler=dict(type='DefaultSampler', shuffle=False),
-                dataset=dataset),
-            train_cfg=dict(type='IterBasedTrainLoop', max_iters=2),
-            optim_wrapper=dict(
-                type='OptimWrapper',
-                optimizer=dict(
-                    type='SGD', lr=BASE_LR, momentum=0.9, weight_decay=1e-4)),
-            param_scheduler=[
-                dict(
-                    type='LinearLR',
-                    start_factor=WARMUP_START,
-                    by_epoch=False,
-                    begin=0,
-                    end=10)
-            ],
-            test_dataloader=dict(
-                batch_size=1,
-                num_workers=0,
-                sampler=dict(type='DefaultSampler', shuffle=False),
-                dataset=test_dataset),
-            test_cfg=dict(type='TestLoop'),
-            test_evaluator=dict(
-                type='CocoMetric',
-                ann_file=osp.join(data_root, 'ann.json'),
-                metric='bbox'),
-            default_hooks=dict(
-                checkpoint=dict(
-                    type='CheckpointHook', interval=2, by_epoch=False),
-                logger=dict(type='LoggerHook', interval=1)),
-            log_processor=dict(by_epoch=False),
-            env_cfg=dict(dist_cfg=dict(backend='gloo')),
-            randomness=dict(seed=0),
-            log_level='WARNING'))
 
 
 @pytest.fixture
@@ -210,16 +41,14 @@ def weights_only_forced(monkeypatch):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(retinanet_data_root, tmp_path_factory):
     """Trains the tiny RetinaNet for 2 iterations with the real Runner.
 
     Returns:
         tuple: The config dict and the path of the iteration-2 checkpoint.
     """
     root = tmp_path_factory.mktemp('runner')
-    data_root = str(root / 'data')
-    write_tiny_coco(data_root)
-    cfg = tiny_retinanet_cfg(data_root, str(root / 'train'))
+    cfg = tiny_retinanet_cfg(retinanet_data_root, str(root / 'train'))
     Runner.from_cfg(copy.deepcopy(cfg)).train()
     ckpt = osp.join(cfg['work_dir'], 'iter_2.pth')
     assert osp.isfile(ckpt)
@@ -311,50 +140,6 @@ def test_resume(trained, tmp_path, weights_only_forced):
 # (c): pickles that would run code are refused on every loading path.
 
 
-@pytest.fixture
-def marker(tmp_path):
-    path = tmp_path / 'pwned'
-    yield str(path)
-    assert not path.exists(), 'the checkpoint ran code'
-
-
-class _RunsShell:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f'touch {self.marker}', )
-
-
-class _Evals:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return eval, (f'open({self.marker!r}, "w")', )
-
-
-class _Partial:
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return functools.partial, (os.system, f'touch {self.marker}')
-
-
-class _GetsAttribute:
-    """``getattr`` is allowed only for what HistoryBuffer pickles."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return getattr, (collections.OrderedDict, 'fromkeys')
-
-
 def _touch(path):
     open(path, 'w').close()
 
@@ -369,28 +154,15 @@ class _CallsUnknownFunction:
         return _touch, (self.marker, )
 
 
-def _save_payload(path, payload, legacy=False):
-    torch.save(
-        {
-            'state_dict': {
-                'conv.weight': torch.zeros(2, 2, 1, 1)
-            },
-            'meta': payload
-        },
-        path,
-        _use_new_zipfile_serialization=not legacy)
-    return str(path)
-
-
 @pytest.mark.parametrize('payload, name',
-                         [(_RunsShell, f'{os.name}.system'),
-                          (_Evals, 'builtins.eval'),
-                          (_Partial, 'functools.partial'),
-                          (_GetsAttribute, 'builtins.getattr')])
+                         [(RunsShell, f'{os.name}.system'),
+                          (Evals, 'builtins.eval'),
+                          (Partial, 'functools.partial'),
+                          (GetsAttribute, 'builtins.getattr')])
 @pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
 def test_untrusted_loader_refuses_code(tmp_path, marker, payload, name,
                                        legacy):
-    path = _save_payload(tmp_path / 'evil.pth', payload(marker), legacy)
+    path = save_payload(tmp_path / 'evil.pth', payload(marker), legacy)
     with pytest.raises(CheckpointError) as err:
         load_untrusted_checkpoint(path)
     assert str(err.value) == (
@@ -399,7 +171,7 @@ def test_untrusted_loader_refuses_code(tmp_path, marker, payload, name,
 
 
 def test_plain_torch_load_refuses_other_getattr(tmp_path):
-    path = _save_payload(tmp_path / 'getattr.pth', _GetsAttribute(None))
+    path = save_payload(tmp_path / 'getattr.pth', GetsAttribute(None))
     with pytest.raises(pickle.UnpicklingError, match='may only fetch'):
         torch.load(path)
 
@@ -412,7 +184,7 @@ class _TinyModule(BaseModule):
 
 
 def test_mmengine_paths_refuse_code(trained, tmp_path, marker):
-    path = _save_payload(tmp_path / 'evil.pth', _RunsShell(marker))
+    path = save_payload(tmp_path / 'evil.pth', RunsShell(marker))
     why = 'could run code when loaded; refusing to load it'
     with pytest.raises(CheckpointError, match=why):
         _load_checkpoint(path)
@@ -439,7 +211,7 @@ def test_url_checkpoints_load_weights_only(tmp_path, marker, monkeypatch):
     the registered loader must close that path too."""
     served = tmp_path / 'served'
     served.mkdir()
-    _save_payload(served / 'evil.pth', _RunsShell(marker))
+    save_payload(served / 'evil.pth', RunsShell(marker))
     torch.save({'w': torch.arange(3.)}, served / 'good.pth')
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     for var in ('no_proxy', 'NO_PROXY'):
@@ -460,7 +232,7 @@ def test_url_checkpoints_load_weights_only(tmp_path, marker, monkeypatch):
 
 
 def test_unknown_callable_becomes_inert_stand_in(tmp_path, marker):
-    path = _save_payload(tmp_path / 'odd.pth', _CallsUnknownFunction(marker))
+    path = save_payload(tmp_path / 'odd.pth', _CallsUnknownFunction(marker))
     for loaded in (load_untrusted_checkpoint(path), _load_checkpoint(path)):
         record = loaded['meta']
         assert isinstance(record, StandIn)

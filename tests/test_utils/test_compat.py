@@ -10,10 +10,9 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import checkpoint as mmengine_checkpoint
 
 import stvit_mm  # noqa: F401  (routes mmengine's loaders)
+from helpers.paths import REPO
 from stvit_mm.errors import StvitMMError
 from stvit_mm.utils import checkpoint, compat
-
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def test_tested_versions_are_the_pinned_ones():

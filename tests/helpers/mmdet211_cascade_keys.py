@@ -3,22 +3,26 @@
 Derived by reading mmdet 2.11.0 SOURCE (not any mmdet 3.x config):
   * mmdet 2.11.0 as vendored in changsn/STViT-R-Object-Detection@8b8eb1e
     (mmdet/version.py: __version__ = '2.11.0'); every file cited below is
-    byte-identical to SwinTransformer/Swin-Transformer-Object-Detection@c7b20110
+    byte-identical to
+    SwinTransformer/Swin-Transformer-Object-Detection@c7b20110
     (also '2.11.0').  Upstream open-mmlab/mmdetection tag v2.11.0 could not be
     read here (snapshot too large; the index only stores a 2.4.0 version.py).
   * mmcv v1.3.0 (open-mmlab/mmcv tag v1.3.0), the MMCV version printed in the
     release training log log/20220503_175914.log (PyTorch 1.7.1).
 
 Model config = release config
-configs/swin/cascade_mask_rcnn_swin_small_patch4_window7_mstrain_480-800_giou_4conv1f_adamw_3x_coco.py
+configs/swin/cascade_mask_rcnn_swin_small_patch4_window7_mstrain_480-800_
+giou_4conv1f_adamw_3x_coco.py
 on top of configs/_base_/models/cascade_mask_rcnn_swin_fpn.py (the child's
 `bbox_head` list REPLACES the base's Shared2FCBBoxHead list: mmcv Config does
 not merge lists).  Pure Python: shapes are tuples, () = 0-dim tensor.
 """
 
 # Top-level checkpoint layout written by the release's runner:
-#  mmcv_custom/runner/epoch_based_runner.py  EpochBasedRunnerAmp.save_checkpoint
-#    -> meta = dict(epoch=self.epoch + 1, iter=self.iter); meta.update(self.meta)
+#  mmcv_custom/runner/epoch_based_runner.py
+#  EpochBasedRunnerAmp.save_checkpoint
+#    -> meta = dict(epoch=self.epoch + 1, iter=self.iter);
+#       meta.update(self.meta)
 #  mmcv_custom/runner/checkpoint.py  save_checkpoint
 #    -> meta.update(mmcv_version, time); meta.update(CLASSES=model.CLASSES)
 #    -> {'meta', 'state_dict', 'optimizer'} and ALWAYS checkpoint['amp'] =
@@ -34,11 +38,11 @@ not merge lists).  Pure Python: shapes are tuples, () = 0-dim tensor.
 RELEASE_TOP_LEVEL_KEYS = ('meta', 'state_dict', 'optimizer', 'amp')
 RELEASE_TOP_LEVEL_KEYS_REQUIRED = ('meta', 'state_dict')
 RELEASE_META_KEYS = (
-    'mmdet_version', 'CLASSES',            # CheckpointHook meta (tools/train.py)
-    'epoch', 'iter',                       # EpochBasedRunnerAmp.save_checkpoint
+    'mmdet_version', 'CLASSES',  # CheckpointHook meta (tools/train.py)
+    'epoch', 'iter',  # EpochBasedRunnerAmp.save_checkpoint
     'env_info', 'config', 'seed', 'exp_name',  # runner.meta (tools/train.py)
-    'hook_msgs',                           # mmcv 1.3.0 CheckpointHook
-    'mmcv_version', 'time',                # mmcv_custom save_checkpoint
+    'hook_msgs',  # mmcv 1.3.0 CheckpointHook
+    'mmcv_version', 'time',  # mmcv_custom save_checkpoint
 )
 
 

@@ -16,7 +16,6 @@ import ast
 import copy
 import math
 import os.path as osp
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,11 +27,11 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import get_installed_path
 
 import stvit_mm  # noqa: F401  (registers STViTRSwin)
+from helpers.paths import REPO
 from stvit_mm.errors import ConfigError
 from stvit_mm.utils.metafile import (BACKBONE_GFLOPS, load_metafile,
                                      paper_numbers)
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs'
 ALL_CONFIGS = sorted(
     str(p.relative_to(REPO)) for p in CONFIG_DIR.rglob('*.py')

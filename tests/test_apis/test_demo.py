@@ -7,15 +7,13 @@ import sys
 
 import pytest
 
+from helpers.paths import QUICKSTART_DET, QUICKSTART_SEG, REPO
 from stvit_mm.apis.quickstart import (choose_threads, data_cfg_options,
                                       fresh_work_dir)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 QUICKSTART = osp.join(REPO, 'tools', 'quickstart.py')
-QUICKSTART_COCO = osp.join(REPO, 'configs', 'quickstart',
-                           'stvit_r_swin_quickstart_coco.py')
-QUICKSTART_ADE = osp.join(REPO, 'configs', 'quickstart',
-                          'stvit_r_swin_quickstart_ade.py')
+QUICKSTART_COCO = osp.join(REPO, QUICKSTART_DET)
+QUICKSTART_ADE = osp.join(REPO, QUICKSTART_SEG)
 
 
 def run(*args, timeout=900):

@@ -1,264 +1,28 @@
 """tools/train.py and tools/test.py, end to end and on their error paths.
 
 The end-to-end tests train the quickstart configs for a few iterations on
-tiny COCO / ADE20K-format datasets written here (independent of
-stvit_mm/datasets), then evaluate the checkpoint with tools/test.py, all as
-subprocesses of the project's python, as a user would run them. The error
-paths are checked in-process, through the functions the tools call
-(:mod:`stvit_mm.apis`): they must fail before any Runner is built.
+tiny COCO / ADE20K-format datasets (the ``coco_root`` and ``ade_root``
+fixtures of tests/conftest.py, written by stvit_mm.datasets' generator),
+then evaluate the checkpoint with tools/test.py, all as subprocesses of the
+project's python, as a user would run them. The error paths are checked
+in-process, through the functions the tools call (:mod:`stvit_mm.apis`):
+they must fail before any Runner is built.
 """
-import argparse
-import json
 import os
 import pickle
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
-import torch
 from mmengine.config import Config
 
 import stvit_mm.apis.work_dir as work_dir_api
-from stvit_mm.apis import (adapt_to_cpu, add_common_args, check_work_dir,
-                           run_test, run_train)
-from stvit_mm.errors import exit_on_error
-
-REPO = Path(__file__).resolve().parents[1]
-
-QUICKSTART_DET = 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
-QUICKSTART_SEG = 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
-CLASSES = ('circle', 'square', 'triangle', 'cross')
-COLOURS = [(40, 40, 230), (40, 230, 150), (220, 220, 40), (230, 40, 150)]
-NO_GPU = not torch.cuda.is_available()
-
-
-# ---------------------------------------------------------------------------
-# Tiny datasets
-# ---------------------------------------------------------------------------
-def _scene(rng, size):
-    """A noisy background with two coloured rectangles; returns the image
-    and ``(label, x0, y0, w, h)`` per object."""
-    image = rng.integers(30, 80, (size, size, 3)).astype(np.uint8)
-    objects = []
-    for k in range(2):
-        label = int(rng.integers(len(CLASSES)))
-        w, h = (int(v) for v in rng.integers(size // 4, size // 2, 2))
-        # Left and right halves: objects never overlap.
-        x0 = int(rng.integers(0, size // 2 - w + 1)) + k * size // 2
-        y0 = int(rng.integers(0, size - h))
-        image[y0:y0 + h, x0:x0 + w] = COLOURS[label]
-        objects.append((label, x0, y0, w, h))
-    return image, objects
-
-
-def write_tiny_coco(root: Path, num_train=4, num_val=2, size=96):
-    """COCO instance segmentation layout of the quickstart config:
-    annotations/instances_{train,val}.json, images in train/ and val/."""
-    rng = np.random.default_rng(0)
-    (root / 'annotations').mkdir(parents=True)
-    for split, num in (('train', num_train), ('val', num_val)):
-        (root / split).mkdir()
-        images, annotations = [], []
-        for i in range(num):
-            image, objects = _scene(rng, size)
-            name = f'{i:04d}.jpg'
-            cv2.imwrite(str(root / split / name), image)
-            images.append(dict(id=i + 1, file_name=name, width=size,
-                               height=size))
-            for label, x0, y0, w, h in objects:
-                annotations.append(
-                    dict(
-                        id=len(annotations) + 1,
-                        image_id=i + 1,
-                        category_id=label + 1,
-                        bbox=[x0, y0, w, h],
-                        area=w * h,
-                        iscrowd=0,
-                        segmentation=[[
-                            x0, y0, x0 + w, y0, x0 + w, y0 + h, x0, y0 + h
-                        ]]))
-        categories = [
-            dict(id=k + 1, name=name) for k, name in enumerate(CLASSES)
-        ]
-        with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
-            json.dump(
-                dict(images=images, annotations=annotations,
-                     categories=categories), f)
-
-
-def write_tiny_ade(root: Path, num_train=4, num_val=2, size=96):
-    """ADE20K layout: images/{training,validation}/*.jpg and
-    annotations/{training,validation}/*.png, 0 = background (ignored)."""
-    rng = np.random.default_rng(1)
-    for split, num in (('training', num_train), ('validation', num_val)):
-        (root / 'images' / split).mkdir(parents=True)
-        (root / 'annotations' / split).mkdir(parents=True)
-        for i in range(num):
-            image, objects = _scene(rng, size)
-            label_map = np.zeros((size, size), np.uint8)
-            for label, x0, y0, w, h in objects:
-                label_map[y0:y0 + h, x0:x0 + w] = label + 1
-            cv2.imwrite(str(root / 'images' / split / f'{i:04d}.jpg'), image)
-            cv2.imwrite(str(root / 'annotations' / split / f'{i:04d}.png'),
-                        label_map)
-
-
-@pytest.fixture(scope='module')
-def coco_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data') / 'tiny_coco'
-    write_tiny_coco(root)
-    return root
-
-
-@pytest.fixture(scope='module')
-def ade_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('data') / 'tiny_ade'
-    write_tiny_ade(root)
-    return root
-
-
-# The quickstart configs at a quarter of their image size, so that a few
-# iterations take seconds; model, optimizer, hooks and the pipelines' shape
-# are the quickstart's.
-TINY_DET_CONFIG = """
-_base_ = '{base}'
-scales = [(160, 80), (160, 96)]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomChoice',
-        transforms=[
-            [dict(type='RandomChoiceResize', scales=scales, keep_ratio=True)],
-            [
-                dict(type='RandomChoiceResize', scales=[(160, 64), (160, 80)],
-                     keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range',
-                     crop_size=(48, 72), allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=scales, keep_ratio=True)
-            ],
-        ]),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(160, 96), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                    'scale_factor'))
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-"""
-TINY_SEG_CONFIG = """
-_base_ = '{base}'
-crop_size = (64, 64)
-model = dict(data_preprocessor=dict(size=crop_size))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(256, 64), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=(int(256 * r), int(64 * r)),
-                  keep_ratio=True) for r in (0.5, 1.0, 1.5)],
-            [dict(type='RandomFlip', prob=0., direction='horizontal'),
-             dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
-            [dict(type='PackSegInputs')],
-        ])
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-"""
-
-
-@pytest.fixture(scope='module')
-def tiny_configs(tmp_path_factory):
-    root = tmp_path_factory.mktemp('configs')
-    det = root / 'tiny_quickstart_coco.py'
-    seg = root / 'tiny_quickstart_ade.py'
-    det.write_text(TINY_DET_CONFIG.format(base=REPO / QUICKSTART_DET))
-    seg.write_text(TINY_SEG_CONFIG.format(base=REPO / QUICKSTART_SEG))
-    return dict(det=det, seg=seg)
-
-
-def det_data_options(root: Path) -> list:
-    ann = f'{root}/annotations/instances_val.json'
-    return [
-        f'train_dataloader.dataset.data_root={root}/',
-        f'val_dataloader.dataset.data_root={root}/',
-        f'test_dataloader.dataset.data_root={root}/',
-        f'val_evaluator.ann_file={ann}',
-        f'test_evaluator.ann_file={ann}',
-    ]
-
-
-# Fewer RoIs through the three cascade stages: they dominate the CPU time.
-FEW_ROIS = [
-    *(f'model.train_cfg.rcnn.{i}.sampler.num=32' for i in range(3)),
-    'model.train_cfg.rpn_proposal.max_per_img=100',
-    'model.test_cfg.rpn.max_per_img=50',
-]
-
-
-def seg_data_options(root: Path) -> list:
-    return [
-        f'{split}_dataloader.dataset.data_root={root}/'
-        for split in ('train', 'val', 'test')
-    ]
-
-
-def short_run_options(iters: int) -> list:
-    # One worker: the test machine has 2 cores shared with other jobs.
-    return [
-        f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-        f'default_hooks.checkpoint.interval={iters}',
-        'train_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0',
-        'test_dataloader.persistent_workers=False'
-    ]
-
-
-def run_tool(*args, timeout=240):
-    """Run a tool like a user: the project's python, from the repo root."""
-    # One thread: tiny models, and a busy machine punishes OpenMP threads.
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    proc = subprocess.run([sys.executable, *map(str, args)],
-                          cwd=REPO,
-                          env=env,
-                          capture_output=True,
-                          text=True,
-                          timeout=timeout)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
-    return output
+from helpers.paths import QUICKSTART_DET, REPO
+from helpers.tools import (FEW_ROIS, NO_GPU, cfg_options, det_data_options,
+                           run_tool, seg_data_options, short_run_options)
+from stvit_mm.apis import adapt_to_cpu, check_work_dir, run_test, run_train
 
 
 def metric(output: str, name: str) -> float:
@@ -378,46 +142,6 @@ def test_dist_train_and_test_on_cpu(ade_root, tiny_configs, tmp_path):
 # ---------------------------------------------------------------------------
 # Failing early, with a message that says what to do
 # ---------------------------------------------------------------------------
-def cfg_options(*pairs) -> dict:
-    """``--cfg-options`` key=value pairs as the tools' parser reads them."""
-    parser = argparse.ArgumentParser()
-    add_common_args(parser)
-    return parser.parse_args(['--cfg-options', *map(str, pairs)]).cfg_options
-
-
-#: The tool that makes each call, for its ``<tool>: error:`` line.
-PROGS = {run_train: 'train.py', run_test: 'test.py'}
-
-
-def exit_message(func, *args, **kwargs) -> str:
-    """Call ``func`` (:func:`run_train` or :func:`run_test`) as its tool
-    does, paths as strings, and return the message the tool exits with."""
-    args = [str(a) for a in args]
-    kwargs = {
-        k: str(v) if isinstance(v, Path) else v
-        for k, v in kwargs.items()
-    }
-    with pytest.raises(SystemExit) as excinfo, exit_on_error(PROGS[func]):
-        func(*args, **kwargs)
-    return str(excinfo.value.code)
-
-
-@pytest.fixture
-def tool_error(monkeypatch):
-    """``tool_error(func, *args, **kwargs)`` runs what ``tools/train.py``
-    (``run_train``) or ``tools/test.py`` (``run_test``) runs in-process from
-    the repository root, like a user, and returns the message the tool
-    exits with; it fails if the tool gets as far as building a Runner."""
-    import mmengine.runner
-
-    def no_runner(*args, **kwargs):
-        raise AssertionError('reached Runner construction')
-
-    monkeypatch.chdir(REPO)
-    monkeypatch.setattr(mmengine.runner.Runner, 'from_cfg', no_runner)
-    return exit_message
-
-
 def test_missing_pretrained_and_coco_are_reported_together(
         tmp_path, tool_error):
     message = tool_error(
@@ -505,7 +229,7 @@ def test_unsupported_scope_is_refused(tmp_path, tool_error):
 def test_train_tool_exits_with_one_error_line(tmp_path):
     """The command line itself: an error the user must fix ends train.py
     with exit status 1 and one ``train.py: error:`` message, no traceback
-    (tests/test_reliability.py checks test.py the same way)."""
+    (tests/test_engine/test_reliability.py checks test.py the same way)."""
     config = tmp_path / 'cls.py'
     config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
     proc = subprocess.run(

@@ -1,11 +1,12 @@
 """Reliability and safety: bad input, untrusted checkpoints, interrupted and
 distributed training, determinism.
 
-What tests/test_backbone.py, tests/test_checkpoint.py and tests/test_tools.py
-already cover (backbone input/config errors, the safe loader on mmengine's
-own paths, missing data and pretrained files, a plain resume) is not
-repeated; their dataset writers, configs and helpers are reused. The tools
-run in-process where only their behaviour matters, and as subprocesses where
+What tests/test_models/test_backbone.py, tests/test_utils/test_checkpoint.py
+and tests/test_apis/test_tools.py already cover (backbone input/config
+errors, the safe loader on mmengine's own paths, missing data and pretrained
+files, a plain resume) is not repeated; the same datasets, configs and
+helpers (tests/conftest.py, tests/helpers/) are used. The tools run
+in-process where only their behaviour matters, and as subprocesses where
 the process itself is the point (a crafted pickle, SIGKILL, two processes of
 one distributed run, two runs that must agree). In-process, they are called
 through the functions the tools call (:mod:`stvit_mm.apis`).
@@ -34,8 +35,13 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 import stvit_mm  # noqa: F401
-import test_checkpoint
-import test_tools
+from helpers.paths import CONVERTER, QUICKSTART_DET, REPO
+from helpers.payloads import RunsShell, save_payload
+from helpers.tiny_configs import (RETINA_ANN_FILE, RETINA_IMG_DIR,
+                                  tiny_retinanet_cfg)
+from helpers.tools import (FEW_ROIS, NO_GPU, cfg_options, det_data_options,
+                           exit_message, run_tool, seg_data_options,
+                           short_run_options)
 from stvit_mm.apis import (auto_resume_checkpoint, build_test_config,
                            build_train_config, convert_release, run_test,
                            run_train)
@@ -45,21 +51,8 @@ from stvit_mm.errors import ConfigError, exit_on_error
 from stvit_mm.models import STViTRSwin
 from stvit_mm.utils.checkpoint import (CheckpointError,
                                        load_untrusted_checkpoint)
-from test_checkpoint import _RunsShell, _save_payload, tiny_retinanet_cfg
-from test_checkpoint import write_tiny_coco as write_retinanet_data
-from test_tools import (FEW_ROIS, NO_GPU, QUICKSTART_DET, REPO, cfg_options,
-                        det_data_options, exit_message, run_tool,
-                        seg_data_options, short_run_options)
-
-# Fixtures of those modules, shared (pytest finds them by module-level name).
-ade_root = test_tools.ade_root
-coco_root = test_tools.coco_root
-tiny_configs = test_tools.tiny_configs
-tool_error = test_tools.tool_error
-marker = test_checkpoint.marker
 
 TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8))
-CONVERTER = REPO / 'tools' / 'model_converters' / 'stvit_r_official_to_mm.py'
 
 
 def _env():
@@ -87,13 +80,13 @@ def _free_port():
 
 
 @pytest.fixture(scope='module')
-def retina(tmp_path_factory):
+def retina(retinanet_data_root, tmp_path_factory):
     """A stock mmdet RetinaNet with an 8-channel ResNet-18 (the model of
-    tests/test_checkpoint.py) as a config file, trained for 2 iterations by
-    tools/train.py in-process; the fastest real detector for the tools."""
+    tests/test_utils/test_checkpoint.py) as a config file, trained for 2
+    iterations by tools/train.py in-process; the fastest real detector for
+    the tools."""
     root = tmp_path_factory.mktemp('retina')
-    data_root = str(root / 'data')
-    write_retinanet_data(data_root)
+    data_root = retinanet_data_root
     cfg = tiny_retinanet_cfg(data_root, str(root / 'train'))
     config = root / 'tiny_retinanet.py'
     cfg.dump(str(config))
@@ -228,7 +221,7 @@ def test_checked_loader_loads_like_mmcv(tmp_path, kwargs):
 def _copy_data(retina, tmp_path):
     data_root = tmp_path / 'data'
     data_root.mkdir()
-    for name in ('ann.json', 'imgs'):
+    for name in (osp.dirname(RETINA_ANN_FILE), RETINA_IMG_DIR.rstrip('/')):
         src = Path(retina.data_root) / name
         if src.is_dir():
             (data_root / name).mkdir()
@@ -243,7 +236,7 @@ def _data_options(data_root):
     return [
         f'train_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
-        f'test_evaluator.ann_file={data_root}/ann.json'
+        f'test_evaluator.ann_file={data_root}/{RETINA_ANN_FILE}'
     ]
 
 
@@ -253,7 +246,8 @@ def test_corrupt_image_stops_training_and_testing_with_its_name(
     ``!buf.empty() in function 'imdecode_'``); a truncated one trips an
     assert. Through the tools both name the file."""
     data_root = _copy_data(retina, tmp_path)
-    empty = data_root / 'imgs' / '001.png'  # first of the first batch
+    # The first image of the first batch.
+    empty = data_root / RETINA_IMG_DIR / '000000.jpg'
     empty.write_bytes(b'')
     with pytest.raises(ImageLoadError) as err:
         run_train(
@@ -262,8 +256,9 @@ def test_corrupt_image_stops_training_and_testing_with_its_name(
             cfg_options=cfg_options(*_data_options(data_root)))
     assert f'Cannot load image {empty}: the file is empty' in str(err.value)
 
-    empty.write_bytes((Path(retina.data_root) / 'imgs/001.png').read_bytes())
-    truncated = data_root / 'imgs' / '002.png'  # second test image
+    empty.write_bytes(
+        (Path(retina.data_root) / RETINA_IMG_DIR / '000000.jpg').read_bytes())
+    truncated = data_root / RETINA_IMG_DIR / '000001.jpg'  # 2nd test image
     truncated.write_bytes(truncated.read_bytes()[:300])
     with pytest.raises(ImageLoadError) as err:
         run_test(
@@ -319,7 +314,7 @@ def test_tools_wire_the_safeguards_into_every_config(
 # 2. Untrusted checkpoints
 # ---------------------------------------------------------------------------
 def test_converter_refuses_crafted_pickle(tmp_path, marker):
-    src = _save_payload(tmp_path / 'STViT-R-Swin-S.pth', _RunsShell(marker))
+    src = save_payload(tmp_path / 'STViT-R-Swin-S.pth', RunsShell(marker))
     dst = tmp_path / 'converted.pth'
     output = _run_failing(CONVERTER, src, dst)
     assert f'{src} is not a plain checkpoint' in output
@@ -350,7 +345,7 @@ def test_test_tool_refuses_crafted_pickle(retina, tmp_path,
                                           marker):
     """A pre-zip pickle cannot be scanned before loading, so this one gets
     past the early check and is refused by the loader the Runner uses."""
-    evil = _save_payload(tmp_path / 'evil.pth', _RunsShell(marker), True)
+    evil = save_payload(tmp_path / 'evil.pth', RunsShell(marker), True)
     output = _run_failing('tools/test.py', retina.config, evil, '--work-dir',
                           tmp_path / 'work')
     assert f'test.py: error: {evil} is not a plain checkpoint' in output
@@ -362,7 +357,7 @@ def test_test_tool_refuses_crafted_pickle(retina, tmp_path,
 def _damaged(kind, retina, tmp_path, marker):
     path = tmp_path / f'{kind}.pth'
     if kind == 'crafted':
-        _save_payload(path, _RunsShell(marker))
+        save_payload(path, RunsShell(marker))
     elif kind == 'truncated':
         data = retina.checkpoint.read_bytes()
         path.write_bytes(data[:len(data) // 2])

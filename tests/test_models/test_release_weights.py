@@ -22,19 +22,18 @@ import torch
 from mmengine.logging import MMLogger
 
 import stvit_mm  # noqa: F401
-from official_reference import official_forward
-from release_layout import (detection_backbone_release,
-                            imagenet_release_model, save_detector_release,
-                            save_imagenet_release)
+from helpers.mmdet211_cascade_keys import release_detector_keys
+from helpers.official_reference import official_forward
+from helpers.paths import REPO
+from helpers.release_layout import (detection_backbone_release,
+                                    imagenet_release_model,
+                                    save_detector_release,
+                                    save_imagenet_release)
 from stvit_mm.apis import ConversionError, convert_release
 from stvit_mm.datasets import generate_synthetic_dataset
 from stvit_mm.models import STViTRSwin
 from stvit_mm.utils import CheckpointMismatchError
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PARITY = osp.join(ROOT, 'tests', 'data', 'stvit_r_official_parity.pth')
-IMAGENET = osp.join(ROOT, 'tests', 'data',
-                    'stvit_r_imagenet_release_weights.pth')
 DET_CONFIG = 'configs/cascade_stvit_r_swin_s_3x.py'
 SEG_CONFIG = 'configs/upernet_stvit_r_swin_s_160k_ade20k.py'
 S = dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24))
@@ -44,16 +43,6 @@ OUTPUT_NORMS = [f'norm{i}.{p}' for i in range(4) for p in ('bias', 'weight')]
 
 def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
-
-
-@pytest.fixture(scope='module')
-def imagenet():
-    return torch.load(IMAGENET, weights_only=True)
-
-
-@pytest.fixture(scope='module')
-def parity():
-    return torch.load(PARITY, weights_only=True)
 
 
 def fixture_kwargs(cfg):
@@ -88,10 +77,11 @@ def pretrained(path, **kwargs):
 # The layout
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize('name', ['model_a', 'model_b'])
-def test_generated_imagenet_layout_is_the_released_one(imagenet, name):
+def test_generated_imagenet_layout_is_the_released_one(
+        imagenet_release_weights, name):
     """Key for key, shape for shape and dtype for dtype, what the released
     classification code saved (depth 6 and 18, 10 classes)."""
-    real = imagenet[name]
+    real = imagenet_release_weights[name]
     cfg = real['config']
     with torch.device('meta'):
         ours = STViTRSwin(**fixture_kwargs(cfg)).state_dict()
@@ -103,12 +93,13 @@ def test_generated_imagenet_layout_is_the_released_one(imagenet, name):
         assert generated[key].dtype == value.dtype, key
 
 
-def test_real_imagenet_weights_load_as_the_release_did(imagenet, tmp_path):
+def test_real_imagenet_weights_load_as_the_release_did(
+        imagenet_release_weights, tmp_path):
     """The released code's own state dict (model_a), in the file layout of
     its training script, initialises the backbone: the classifier and the
     derived buffers are left out, the output norms start at 1 and 0, each
     reported by name; every other tensor is the released one."""
-    real = imagenet['model_a']
+    real = imagenet_release_weights['model_a']
     path = tmp_path / 'STViT-R-Swin-T.pth'
     save_imagenet_release(path, real['state_dict'])
     model, log = pretrained(path, **fixture_kwargs(real['config']))
@@ -266,7 +257,7 @@ def s_imagenet_release(tmp_path_factory):
 
 def run_tool(*args, timeout=600):
     env = dict(os.environ, PYTHONUNBUFFERED='1')
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=REPO,
                           env=env, capture_output=True, text=True,
                           timeout=timeout)
     output = proc.stdout + proc.stderr
@@ -292,7 +283,8 @@ def small_run(work_dir, batch_size):
 
 def coco_options(root):
     ann = f'{root}/annotations/instances_val{COCO80}.json'
-    options = [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+    options = [f'val_evaluator.ann_file={ann}',
+               f'test_evaluator.ann_file={ann}']
     for split, name in (('train', 'train'), ('val', 'val'), ('test', 'val')):
         prefix = f'{split}_dataloader.dataset'
         options += [f'{prefix}.data_root={root}/',
@@ -310,6 +302,8 @@ def coco_options(root):
     return options
 
 
+# coco_root and ade_root override the tiny sets of tests/conftest.py: the
+# paper configs need COCO's 80 classes, and images of 64 pixels here.
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('coco') / 'coco'
@@ -390,10 +384,9 @@ def test_imagenet_release_initialises_the_paper_config(
 def test_detector_heads_are_named_as_in_mmdet_2_11(config):
     """Every non-backbone key and shape of the mmdet 3.3 model equals the
     released detector's, as read from mmdet 2.11's source."""
-    from mmdet211_cascade_keys import release_detector_keys
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
-    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg = Config.fromfile(osp.join(REPO, config))
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmdet')
     with torch.device('meta'):
@@ -420,7 +413,6 @@ def plausible_tensor(key, shape):
 
 def test_coco_release_converts_and_evaluates(s_imagenet_release, coco_root,
                                              tmp_path):
-    from mmdet211_cascade_keys import release_detector_keys
     torch.manual_seed(0)
     backbone = STViTRSwin(**S)
     backbone.init_weights()

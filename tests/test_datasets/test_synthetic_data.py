@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from helpers.paths import REPO
 from stvit_mm.datasets import coco_ade_format, scenes, synthetic
 from stvit_mm.datasets.synthetic import (ADE_METAINFO,
                                          ADE_METAINFO_WITH_BACKGROUND,
@@ -17,7 +18,6 @@ from stvit_mm.datasets.synthetic import (ADE_METAINFO,
                                          generate_synthetic_dataset,
                                          is_complete)
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLI = osp.join(REPO, 'tools', 'dataset_converters', 'make_synthetic_data.py')
 # Small enough to generate in well under a second, big enough to hold
 # multi-object images with occlusion.
@@ -39,6 +39,8 @@ def same_tree(a, b):
         for f in files)
 
 
+# The generator's own tests use sets of SMALL: these two override the tiny
+# sets of tests/conftest.py.
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('coco') / 'shapes')

@@ -1,11 +1,12 @@
-"""tools/analysis/get_flops.py, tools/analysis/benchmark.py,
-tools/analysis/device_check.py and tools/image_demo.py, run for real on small
-settings by calling their ``main()``.
+"""What tools/analysis/get_flops.py, tools/analysis/benchmark.py,
+tools/analysis/device_check.py and tools/image_demo.py do, run for real on
+small settings through the package functions they call
+(:mod:`stvit_mm.analysis`, :func:`stvit_mm.apis.inference.image_demo`).
 
-Each tool is loaded from its file, as ``python tools/...`` runs it. The
-benchmark's CPU memory probes still start real subprocesses.
+The command lines themselves run as subprocesses where a test checks
+their exit status. The benchmark's CPU memory probes still start real
+subprocesses (``python -m stvit_mm.analysis.probe``).
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,6 +16,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
+from stvit_mm.analysis import (BenchmarkSettings, FlopsSettings, build_model,
+                               count_whole_model, flops_report, run_benchmark)
+from stvit_mm.analysis.timing import make_runner
+from stvit_mm.apis import load_config
+from stvit_mm.apis.inference import image_demo
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART_DET = REPO / 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
@@ -37,27 +44,11 @@ model = dict(
 """
 
 
-def load_tool(relpath: str):
-    path = REPO / relpath
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope='module')
-def get_flops():
-    return load_tool('tools/analysis/get_flops.py')
-
-
-@pytest.fixture(scope='module')
-def benchmark():
-    return load_tool('tools/analysis/benchmark.py')
-
-
-@pytest.fixture(scope='module')
-def demo():
-    return load_tool('tools/image_demo.py')
+def run_tool(relpath: str, *args):
+    """A tool as a user runs it: its exit status, stdout and stderr."""
+    return subprocess.run([sys.executable, str(REPO / relpath), *args],
+                          capture_output=True, text=True, timeout=300,
+                          cwd=str(REPO))
 
 
 @pytest.fixture
@@ -91,10 +82,12 @@ def column(header, row, name):
 # ---------------------------------------------------------------------------
 # get_flops.py
 # ---------------------------------------------------------------------------
-def test_get_flops_custom_shape(get_flops, capsys):
-    assert get_flops.main(['--no-paper-shapes', '--shape', '64', '96',
-                           '--models', 'S']) == 0
-    header, rows = table_rows(capsys.readouterr().out)
+def test_get_flops_custom_shape():
+    """The command line, options mapped onto the settings."""
+    proc = run_tool('tools/analysis/get_flops.py', '--no-paper-shapes',
+                    '--shape', '64', '96', '--models', 'S')
+    assert proc.returncode == 0, proc.stderr
+    header, rows = table_rows(proc.stdout)
     by_name = {column(header, r, 'Backbone'): r for r in rows}
     assert set(by_name) == {'Swin-S', 'STViT-R-Swin-S'}
     for row in by_name.values():
@@ -106,11 +99,11 @@ def test_get_flops_custom_shape(get_flops, capsys):
     assert 0.5 < ratio < 1
 
 
-def test_get_flops_whole_model_of_a_config(get_flops, capsys):
-    assert get_flops.main(['--config', str(QUICKSTART_DET), '--config',
-                           str(QUICKSTART_SEG), '--shape', '64', '64',
-                           '--whole-model']) == 0
-    header, rows = table_rows(capsys.readouterr().out)
+def test_get_flops_whole_model_of_a_config():
+    out = flops_report(FlopsSettings(
+        configs=[str(QUICKSTART_DET), str(QUICKSTART_SEG)], shapes=[(64, 64)],
+        whole_model=True))
+    header, rows = table_rows(out)
     assert len(rows) == 2
     for row in rows:
         assert column(header, row, 'Backbone') == 'STViTRSwin'
@@ -120,18 +113,19 @@ def test_get_flops_whole_model_of_a_config(get_flops, capsys):
                 float(column(header, row, 'Params (M)')))
 
 
-def test_whole_detector_count_matches_swin_paper(get_flops):
+def test_whole_detector_count_matches_swin_paper():
     """Swin paper: Cascade Mask R-CNN Swin-S, 838 GFLOPs at 1280x800."""
-    cfg = get_flops.load_config('configs/cascade_swin_s_3x.py')
-    macs = get_flops.count_whole_model(get_flops.build_model(cfg),
-                                       (1, 3, 800, 1280))
+    cfg = load_config('configs/cascade_swin_s_3x.py')
+    macs = count_whole_model(build_model(cfg), (1, 3, 800, 1280))
     assert macs / 1e9 == pytest.approx(838, rel=0.01)
 
 
-def test_get_flops_missing_config(get_flops, capsys, tmp_path):
+def test_get_flops_missing_config(tmp_path):
+    """The command line: exit status 1 and the message, no traceback."""
     missing = str(tmp_path / 'nope.py')
-    assert get_flops.main(['--config', missing]) == 1
-    assert f'config not found: {missing}' in capsys.readouterr().err
+    proc = run_tool('tools/analysis/get_flops.py', '--config', missing)
+    assert proc.returncode == 1
+    assert f'config not found: {missing}' in proc.stderr
 
 
 # ---------------------------------------------------------------------------
@@ -149,17 +143,15 @@ def swin_baselines(tmp_path_factory):
     return configs
 
 
-def test_benchmark_tiny_with_plot(benchmark, swin_baselines, capsys,
-                                  tmp_path, keep_threads):
+def test_benchmark_tiny_with_plot(swin_baselines, capsys, tmp_path,
+                                  keep_threads):
     """Backbone table (times, FLOPs ratio, CPU peak memory from the
     subprocess probes) and the token sweep plot, on the tiny backbones of
     the quickstart configs."""
     png = tmp_path / 'plots' / 'tokens.png'
-    assert benchmark.main([
-        '--backbone-configs', *swin_baselines['det'], '--sizes', '112x112',
-        '--batch-sizes', '1', '--repeat', '1', '--warmup', '0', '--devices',
-        'cpu', '--plot', str(png)
-    ]) == 0
+    run_benchmark(BenchmarkSettings(
+        backbone_configs=swin_baselines['det'], sizes=[(112, 112)],
+        batch_sizes=[1], repeat=1, warmup=0, devices=['cpu'], plot=str(png)))
     out = capsys.readouterr().out
     backbones, sweep = out.split('## Semantic tokens per window')
 
@@ -184,28 +176,25 @@ def test_benchmark_tiny_with_plot(benchmark, swin_baselines, capsys,
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
 
 
-def test_benchmark_project_configs_flops_column(benchmark, capsys,
-                                                keep_threads):
-    """--models S builds the project's Swin-S / STViT-R-Swin-S pair."""
-    assert benchmark.main([
-        '--models', 'S', '--sizes', '64x64', '--batch-sizes', '1',
-        '--repeat', '1', '--warmup', '0', '--no-memory'
-    ]) == 0
-    header, rows = table_rows(capsys.readouterr().out, 'S')
+def test_benchmark_project_configs_flops_column():
+    """--models S builds the project's Swin-S / STViT-R-Swin-S pair (the
+    command line, options mapped onto the settings)."""
+    proc = run_tool('tools/analysis/benchmark.py', '--models', 'S',
+                    '--sizes', '64x64', '--batch-sizes', '1', '--repeat', '1',
+                    '--warmup', '0', '--no-memory')
+    assert proc.returncode == 0, proc.stderr
+    header, rows = table_rows(proc.stdout, 'S')
     assert len(rows) == 1
     assert 0.5 < float(column(header, rows[0], 'FLOPs STViT-R / Swin')) < 1
     assert column(header, rows[0], 'Swin peak (MiB)') == '-'
 
 
-def test_benchmark_end_to_end(benchmark, swin_baselines, capsys,
-                              keep_threads):
-    assert benchmark.main([
-        '--no-backbone', '--end-to-end',
-        '--det-configs', *swin_baselines['det'],
-        '--seg-configs', *swin_baselines['seg'], '--det-sizes', '64x96',
-        '--seg-sizes', '64x64', '--batch-sizes', '1', '--repeat', '1',
-        '--warmup', '0', '--no-memory'
-    ]) == 0
+def test_benchmark_end_to_end(swin_baselines, capsys, keep_threads):
+    run_benchmark(BenchmarkSettings(
+        no_backbone=True, end_to_end=True,
+        det_configs=swin_baselines['det'], seg_configs=swin_baselines['seg'],
+        det_sizes=[(64, 96)], seg_sizes=[(64, 64)], batch_sizes=[1],
+        repeat=1, warmup=0, no_memory=True))
     header, rows = table_rows(capsys.readouterr().out, 'custom')
     by_task = {column(header, r, 'Task'): r for r in rows}
     assert set(by_task) == {'det', 'seg'}
@@ -222,8 +211,10 @@ def test_benchmark_end_to_end(benchmark, swin_baselines, capsys,
     assert column(header, by_task['seg'], 'Detections / image') == ''
 
 
-def test_benchmark_defaults_are_the_readme_settings(benchmark):
-    args = benchmark.parse_args([])
+def test_benchmark_defaults_are_the_readme_settings():
+    """The command line's defaults: options not given keep the settings'
+    defaults."""
+    args = BenchmarkSettings()
     assert args.sizes == [(800, 1216), (800, 1333), (512, 512)]
     assert args.batch_sizes == [1, 2] and args.models == ['S', 'B']
     assert (args.repeat, args.warmup, args.threads) == (5, 1, 2)
@@ -231,15 +222,14 @@ def test_benchmark_defaults_are_the_readme_settings(benchmark):
     assert args.det_sizes == [(800, 1333)] and args.seg_sizes == [(512, 512)]
 
 
-def test_benchmark_train_step_and_profile(benchmark, swin_baselines, capsys,
+def test_benchmark_train_step_and_profile(swin_baselines, capsys,
                                           keep_threads):
     """--train times forward + backward (CPU peak memory from the probes in
     train mode); --profile prints one profiler table per model."""
-    assert benchmark.main([
-        '--backbone-configs', *swin_baselines['det'], '--sizes', '64x64',
-        '--batch-sizes', '2', '--repeat', '1', '--warmup', '0', '--devices',
-        'cpu', '--train', '--profile', '5', '--threads', '1'
-    ]) == 0
+    run_benchmark(BenchmarkSettings(
+        backbone_configs=swin_baselines['det'], sizes=[(64, 64)],
+        batch_sizes=[2], repeat=1, warmup=0, devices=['cpu'], train=True,
+        profile=5, threads=1))
     out = capsys.readouterr().out
     assert '## Backbones, training step (forward + backward)' in out
     assert 'no optimizer step' in out
@@ -252,12 +242,12 @@ def test_benchmark_train_step_and_profile(benchmark, swin_baselines, capsys,
         assert float(column(header, rows[0], name)) > 0
 
 
-def test_benchmark_train_runner_leaves_no_gradients(benchmark):
+def test_benchmark_train_runner_leaves_no_gradients():
     from stvit_mm.models import STViTRSwin
     model = STViTRSwin(embed_dims=16, num_heads=(1, 2, 4, 8))
     model.train()
-    run = benchmark.make_runner(model, 'backbone', torch.randn(1, 3, 32, 32),
-                                'cpu', 'fp32', train=True)
+    run = make_runner(model, 'backbone', torch.randn(1, 3, 32, 32), 'cpu',
+                      'fp32', train=True)
     assert run() is None
     assert all(p.grad is None for p in model.parameters())
 
@@ -269,23 +259,22 @@ def test_benchmark_train_runner_leaves_no_gradients(benchmark):
     ['--no-backbone'],
     ['--no-backbone', '--plot', 'x.png', '--train'],
 ])
-def test_benchmark_rejects_bad_options(benchmark, argv):
-    with pytest.raises(SystemExit) as exc:
-        benchmark.parse_args(argv)
-    assert exc.value.code == 2
+def test_benchmark_rejects_bad_options(argv):
+    """The command line: a usage error (exit status 2) before any work."""
+    proc = run_tool('tools/analysis/benchmark.py', *argv)
+    assert proc.returncode == 2
 
 
 RSS_PROBE = """
-import sys, torch
-sys.path.insert(0, {tools!r})
-import benchmark
+import torch
+from stvit_mm.analysis.memory import rss_peak_mib
 
 def allocate():
     buffer = torch.ones(200 * 2**20 // 4)  # 200 MiB, written: resident
     return float(buffer[-1])
 
-print(benchmark.rss_peak_mib(lambda: None)[0])
-print(benchmark.rss_peak_mib(allocate)[0])
+print(rss_peak_mib(lambda: None)[0])
+print(rss_peak_mib(allocate)[0])
 """
 
 
@@ -293,9 +282,8 @@ def test_rss_peak_sees_an_allocation():
     """In a fresh process (as the benchmark's probes run), the CPU memory
     measure sees a 200 MiB buffer that lives only inside the call, and
     nothing for a call that allocates nothing."""
-    code = RSS_PROBE.format(tools=str(REPO / 'tools' / 'analysis'))
-    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, '-c', RSS_PROBE],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     idle, allocated = (float(v) for v in proc.stdout.split()[-2:])
     assert idle < 20
@@ -306,12 +294,11 @@ def test_rss_peak_sees_an_allocation():
 # device_check.py
 # ---------------------------------------------------------------------------
 DEVICE_CHECK_RUN = """
-import importlib.util, sys
+import sys
 sys.modules['mmcv._ext'] = None  # as without mmcv's compiled ops
-spec = importlib.util.spec_from_file_location('device_check', {tool!r})
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
-rc = tool.main({argv!r})
+from stvit_mm.analysis import check_config
+results = check_config(**{kwargs!r})
+rc = 0 if results['passed'] else 1  # the tool's exit status
 print('RC', rc, 'mmdet.models', 'mmdet.models' in sys.modules)
 """
 
@@ -321,13 +308,13 @@ def test_device_check_cpu_against_cpu(tmp_path):
     STViT-R-Swin-S config; in a fresh process, to see that it needs
     neither mmcv's compiled ops nor mmdet.models."""
     out = tmp_path / 'check.json'
-    argv = ['--device', 'cpu', '--threads', '1', '--override',
-            '{"embed_dims": 16, "num_heads": [1, 2, 4, 8], '
-            '"depths": [2, 2, 6, 2]}', '--sizes', '64x96', '40x40',
-            '--dtypes', 'bf16', '--train-dtypes', 'bf16', 'fp16',
-            '--train-size', '64x64', '--train-steps', '2', '--out', str(out)]
-    code = DEVICE_CHECK_RUN.format(
-        tool=str(REPO / 'tools/analysis/device_check.py'), argv=argv)
+    kwargs = dict(
+        config='configs/cascade_stvit_r_swin_s_3x.py', device='cpu',
+        threads=1, override='{"embed_dims": 16, "num_heads": [1, 2, 4, 8], '
+        '"depths": [2, 2, 6, 2]}', sizes=[(64, 96), (40, 40)],
+        dtypes=['bf16'], train_dtypes=['bf16', 'fp16'], train_size=(64, 64),
+        train_steps=2, out=str(out))
+    code = DEVICE_CHECK_RUN.format(kwargs=kwargs)
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
                           text=True, timeout=300, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -352,8 +339,8 @@ def test_device_check_cpu_against_cpu(tmp_path):
 
 
 def test_device_check_catches_a_wrong_device_output():
+    from stvit_mm.analysis import device_check, device_report
     from stvit_mm.models import STViTRSwin
-    from stvit_mm.utils import device_check
     torch.manual_seed(0)
     model = STViTRSwin(embed_dims=16, num_heads=(1, 2, 4, 8))
     model.init_weights()
@@ -365,7 +352,7 @@ def test_device_check_catches_a_wrong_device_output():
                                         batch=1, dtypes=['bf16'],
                                         low_bound=1e-9)
     assert [r['passed'] for r in rows] == [True, True, False]
-    report = device_check.markdown_report(dict(
+    report = device_report.markdown_report(dict(
         setting=dict(device='cpu', ref_device='cpu', torch='x',
                      embed_dims=16, depths=[2], layer_scale=0.5),
         outputs=rows, train=[], passed=False))
@@ -377,13 +364,11 @@ def test_device_check_catches_a_wrong_device_output():
 # ---------------------------------------------------------------------------
 def run_image_demo(*args):
     """The tool as a user runs it: its exit status and stderr."""
-    return subprocess.run(
-        [sys.executable, str(REPO / 'tools/image_demo.py'), *args],
-        capture_output=True, text=True, timeout=300, cwd=str(REPO))
+    return run_tool('tools/image_demo.py', *args)
 
 
 @pytest.fixture(scope='module')
-def demo_files(tmp_path_factory, get_flops):
+def demo_files(tmp_path_factory):
     """A test image and random-init checkpoints of the quickstart models."""
     root = tmp_path_factory.mktemp('demo')
     rng = np.random.default_rng(0)
@@ -393,7 +378,7 @@ def demo_files(tmp_path_factory, get_flops):
     cv2.imwrite(str(root / 'shapes.jpg'), image)
     torch.manual_seed(0)
     for name, config in (('det', QUICKSTART_DET), ('seg', QUICKSTART_SEG)):
-        model = get_flops.build_model(get_flops.load_config(str(config)))
+        model = build_model(load_config(str(config)))
         torch.save({'state_dict': model.state_dict()},
                    str(root / f'{name}.pth'))
     return root
@@ -401,16 +386,14 @@ def demo_files(tmp_path_factory, get_flops):
 
 @pytest.mark.parametrize('task,config', [('det', QUICKSTART_DET),
                                          ('seg', QUICKSTART_SEG)])
-def test_demo_draws_predictions(demo, demo_files, tmp_path, capsys, task,
-                                config):
+def test_demo_draws_predictions(demo_files, tmp_path, task, config):
     image = demo_files / 'shapes.jpg'
     out = tmp_path / 'out' / f'{task}.png'
     # Random weights: score threshold 0 so that detections are drawn.
-    assert demo.main([
-        str(image), str(config), str(demo_files / f'{task}.pth'),
-        '--out-file', str(out), '--score-thr', '0'
-    ]) == 0
-    assert str(out) in capsys.readouterr().out
+    message = image_demo(str(image), str(config),
+                         str(demo_files / f'{task}.pth'), out_file=str(out),
+                         score_thr=0)
+    assert str(out) in message  # what the tool prints
     drawn, original = cv2.imread(str(out)), cv2.imread(str(image))
     assert drawn.shape == original.shape
     assert np.abs(drawn.astype(int) - original.astype(int)).mean() > 1

@@ -1,5 +1,6 @@
 """Check STViT-R-Swin on an accelerator against the CPU (fp32, fp16, bf16,
-training steps). See :mod:`stvit_mm.utils.device_check` for what is checked.
+training steps). See :mod:`stvit_mm.analysis.device_check` for what is
+checked.
 
 The backbone is a config's ``model.backbone`` (default: STViT-R-Swin-S of
 ``configs/cascade_stvit_r_swin_s_3x.py``) with random weights moved off their
@@ -12,21 +13,13 @@ reference)::
     python tools/analysis/device_check.py --device cuda --out check.json
 """
 import argparse
-import json
 import os.path as osp
-import re
 import sys
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def size_arg(text: str):
-    match = re.fullmatch(r'(\d+)[xX](\d+)', text)
-    if not match or min(int(match[1]), int(match[2])) < 1:
-        raise argparse.ArgumentTypeError(f'expected HxW, got {text!r}')
-    return int(match[1]), int(match[2])
+from stvit_mm.analysis import check_config, size_arg
+from stvit_mm.errors import exit_on_error
 
 
 def parse_args(argv=None):
@@ -63,41 +56,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_backbone_cfg(path: str, override: dict) -> dict:
-    """``model.backbone`` of a config, as a plain dict, with overrides."""
-    from mmengine.config import Config
-    if not osp.isfile(path) and osp.isfile(osp.join(REPO, path)):
-        path = osp.join(REPO, path)
-    cfg = Config.fromfile(path).model.backbone.to_dict()
-    if cfg.get('type') != 'STViTRSwin':
-        raise ValueError(f'{path}: model.backbone is {cfg.get("type")!r}, '
-                         'not STViTRSwin')
-    cfg.update(override)
-    return cfg
-
-
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     args = parse_args(argv)
-    import stvit_mm  # noqa: F401
-    from stvit_mm.utils.device_check import markdown_report, run_device_check
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
-        cfg = load_backbone_cfg(args.config, json.loads(args.override))
-    except (FileNotFoundError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    results = run_device_check(
-        cfg, args.device, args.ref_device, args.sizes, args.batch,
-        args.pad_masks, args.dtypes, args.train_dtypes, args.train_size,
-        args.train_batch, args.train_steps, args.layer_scale, args.seed)
-    results['setting']['config'] = args.config
-    print(markdown_report(results), flush=True)
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(results, f, indent=1)
-    return 0 if results['passed'] else 1
+    with exit_on_error(osp.basename(__file__)):
+        results = check_config(**vars(args))
+    sys.exit(0 if results['passed'] else 1)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    main()

@@ -19,6 +19,10 @@ norm weights and biases and BatchNorm statistics perturbed), so that every
 block changes the outputs: at their 1e-5 init the stage-3 layer scales would
 hide an error in any semantic block. Runs on any pair of devices, so the
 same code is tested on the CPU (``'cpu'`` against ``'cpu'``, bf16 autocast).
+
+The report and the checks of a config's backbone are in
+:mod:`stvit_mm.analysis.device_report`. Only stvit_mm and mmcv's Python
+modules are needed: neither mmcv's compiled ops nor ``mmdet.models``.
 """
 import contextlib
 import copy
@@ -27,6 +31,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+
+__all__ = [
+    'DTYPES', 'compare_outputs', 'no_tf32', 'perturb_weights', 'rel_err',
+    'run_device_check', 'train_step_check'
+]
 
 DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
@@ -310,46 +319,3 @@ def run_device_check(backbone_cfg: Dict, device: str,
         setting['gpu'] = torch.cuda.get_device_name(device)
     return dict(setting=setting, outputs=outputs, train=train,
                 passed=all(r['passed'] for r in outputs + train))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    lines = ['| ' + ' | '.join(headers) + ' |',
-             '|' + '---|' * len(headers)]
-    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
-    return '\n'.join(lines)
-
-
-def markdown_report(results: Dict) -> str:
-    """The results of :func:`run_device_check` as markdown tables."""
-    s = results['setting']
-    gpu = f" ({s['gpu']})" if s.get('gpu') else ''
-    head = (f"Device {s['device']}{gpu} against "
-            f"{s['ref_device']} fp32, torch {s['torch']}, TF32 off, "
-            f"embed_dims {s['embed_dims']}, depths {s['depths']}, layer "
-            f"scales {s['layer_scale']}. Relative error = "
-            'max|a-b| / max|b| per output.')
-    out_rows = [[r['label'], r['size'], r['precision'], r['against'],
-                 *(f'{e:.1e}' for e in r['errors']), f"{r['bound']:g}",
-                 'yes' if r['finite'] else 'NO',
-                 'ok' if r['passed'] else 'FAIL'] for r in results['outputs']]
-    n = max((len(r['errors']) for r in results['outputs']), default=0)
-    text = [head, '', _table(
-        ['pad_mask', 'Input', 'Precision', 'Against',
-         *(f'out{i}' for i in range(n)), 'Bound', 'Finite', 'Result'],
-        out_rows)]
-    if results['train']:
-        train_rows = [[r['precision'], f"{r['size']} x{r['batch']}",
-                       len(r['losses']), r['skipped'],
-                       f"{r['with_grad']}/{r['params']}", r['nonfinite_grad'],
-                       r['zero_grad'], 'yes' if r['params_finite'] else 'NO',
-                       ' '.join(f'{v:.4g}' for v in r['losses']),
-                       'ok' if r['passed'] else 'FAIL']
-                      for r in results['train']]
-        text += ['', _table(
-            ['Train precision', 'Input', 'Steps', 'Skipped (scaler)',
-             'Params with grad', 'Non-finite grads', 'Zero grads',
-             'Weights finite', 'Losses', 'Result'], train_rows),
-            '', 'Gradient counts: last step the scaler took. Zero grads can '
-            'be drop path dropping a branch for the whole batch.']
-    text += ['', 'ALL PASSED' if results['passed'] else 'SOME CHECKS FAILED']
-    return '\n'.join(text)

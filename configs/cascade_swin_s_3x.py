@@ -2,7 +2,7 @@
 # cascade_stvit_r_swin_s_3x.py. Both inherit the released recipe
 # (_base_/recipes/cascade_mask_rcnn_3x_coco.py) and set only the backbone,
 # here mmdet's SwinTransformer, so the two recipes are identical by
-# construction (tests/test_configs.py checks it).
+# construction (tests/test_configs/test_configs.py checks it).
 # Swin-S in the paper: box 51.8, mask 44.7.
 _base_ = './_base_/recipes/cascade_mask_rcnn_3x_coco.py'
 

@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: The versions pinned in requirements.txt, the only ones tested. Keep the
-#: two in step (tests/test_compat.py checks that they are).
+#: two in step (tests/test_utils/test_compat.py checks that they are).
 TESTED_VERSIONS = {'mmengine': '0.10.7', 'mmcv': '2.1.0'}
 
 #: The statistics ``HistoryBuffer`` registers for itself, which its pickled

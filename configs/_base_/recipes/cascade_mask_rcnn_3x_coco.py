@@ -3,7 +3,7 @@
 # swin_small_patch4_window7_mstrain_480-800_giou_4conv1f_adamw_3x_coco.py,
 # mmdet 2.11) translated to mmdet 3.3. The STViT-R-Swin configs and their
 # Swin baselines all inherit it, so their recipes are identical by
-# construction (tests/test_configs.py checks it).
+# construction (tests/test_configs/test_configs.py checks it).
 #
 # mmdet 3.3's ConvNeXt Cascade Mask R-CNN config already holds the same
 # detector, heads (4 convs + 1 fc, SyncBN, GIoU x10, decoded-box regression,

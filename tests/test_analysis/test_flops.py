@@ -1,0 +1,62 @@
+"""tools/analysis/get_flops.py and :mod:`stvit_mm.analysis.flops` on small
+settings (the command line runs as a subprocess where its exit status is
+checked)."""
+import pytest
+
+from helpers.analysis import column, run_analysis_tool as run_tool, table_rows
+from helpers.paths import REPO
+from stvit_mm.analysis import (FlopsSettings, build_model, count_whole_model,
+                               flops_report)
+from stvit_mm.apis import load_config
+
+QUICKSTART_DET = REPO / 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
+QUICKSTART_SEG = REPO / 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
+
+
+# ---------------------------------------------------------------------------
+# get_flops.py
+# ---------------------------------------------------------------------------
+def test_get_flops_custom_shape():
+    """The command line, options mapped onto the settings."""
+    proc = run_tool('tools/analysis/get_flops.py', '--no-paper-shapes',
+                    '--shape', '64', '96', '--models', 'S')
+    assert proc.returncode == 0, proc.stderr
+    header, rows = table_rows(proc.stdout)
+    by_name = {column(header, r, 'Backbone'): r for r in rows}
+    assert set(by_name) == {'Swin-S', 'STViT-R-Swin-S'}
+    for row in by_name.values():
+        assert column(header, row, 'Input') == 'custom 64x96'
+        assert 45 < float(column(header, row, 'Params (M)')) < 52
+        assert float(column(header, row, 'GFLOPs')) > 0
+    ratio = float(column(header, by_name['STViT-R-Swin-S'],
+                         'STViT-R / Swin'))
+    assert 0.5 < ratio < 1
+
+
+def test_get_flops_whole_model_of_a_config():
+    out = flops_report(FlopsSettings(
+        configs=[str(QUICKSTART_DET), str(QUICKSTART_SEG)], shapes=[(64, 64)],
+        whole_model=True))
+    header, rows = table_rows(out)
+    assert len(rows) == 2
+    for row in rows:
+        assert column(header, row, 'Backbone') == 'STViTRSwin'
+        assert (float(column(header, row, 'Model GFLOPs')) >
+                float(column(header, row, 'GFLOPs')) > 0)
+        assert (float(column(header, row, 'Model params (M)')) >
+                float(column(header, row, 'Params (M)')))
+
+
+def test_whole_detector_count_matches_swin_paper():
+    """Swin paper: Cascade Mask R-CNN Swin-S, 838 GFLOPs at 1280x800."""
+    cfg = load_config('configs/cascade_swin_s_3x.py')
+    macs = count_whole_model(build_model(cfg), (1, 3, 800, 1280))
+    assert macs / 1e9 == pytest.approx(838, rel=0.01)
+
+
+def test_get_flops_missing_config(tmp_path):
+    """The command line: exit status 1 and the message, no traceback."""
+    missing = str(tmp_path / 'nope.py')
+    proc = run_tool('tools/analysis/get_flops.py', '--config', missing)
+    assert proc.returncode == 1
+    assert f'config not found: {missing}' in proc.stderr

@@ -30,22 +30,17 @@ def parse_args(argv=None):
     parser.add_argument('image', help='input image file')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
-    parser.add_argument(
-        '--out-file',
-        help='where to write the drawn image (default: '
-        '<image name>_pred.png in the current directory)')
-    parser.add_argument(
-        '--device', default='cpu', help='device, e.g. cpu or cuda:0')
-    parser.add_argument(
-        '--score-thr',
-        type=float,
-        default=0.3,
-        help='detection: draw only instances scoring at least this')
-    parser.add_argument(
-        '--opacity',
-        type=float,
-        default=0.5,
-        help='segmentation: opacity of the drawn label map, 0 to 1')
+    parser.add_argument('--out-file', help='where to write the drawn image '
+                        '(default: <image name>_pred.png in the current '
+                        'directory)')
+    parser.add_argument('--device', default='cpu',
+                        help='device, e.g. cpu or cuda:0')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: draw only instances scoring at '
+                        'least this')
+    parser.add_argument('--opacity', type=float, default=0.5,
+                        help='segmentation: opacity of the drawn label map, '
+                        '0 to 1')
     return parser.parse_args(argv)
 
 

@@ -14,7 +14,7 @@ Examples::
 import argparse
 import os.path as osp
 
-from stvit_mm.apis import parse_with_common_args, run_test
+from stvit_mm.apis import parse_with_common_args, run_kwargs, run_test
 from stvit_mm.errors import exit_on_error
 
 
@@ -24,43 +24,28 @@ def parse_args(argv=None):
         '(default_scope mmdet or mmseg).')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the dir for logs and the json file of evaluation metrics '
-        '(default: work_dirs/<config name>)')
-    parser.add_argument(
-        '--out',
-        type=str,
-        help='detection: dump the predictions to this .pkl file; '
-        'segmentation: write the predicted label maps (png) into this '
-        'directory')
-    parser.add_argument(
-        '--show-dir',
-        help='paint the predictions on every test image and save them in '
-        'this directory (relative paths are relative to the current '
-        'directory)')
-    parser.add_argument(
-        '--tta',
-        action='store_true',
-        help="test-time augmentation: the config's tta_model/tta_pipeline "
-        '(segmentation: multi-scale 0.5-1.75 + flip); detection configs '
-        'without them get horizontal flip (boxes only: mmdet cannot merge '
-        'instance masks)')
+    parser.add_argument('--work-dir', help='the dir for logs and the json '
+                        'file of evaluation metrics (default: '
+                        'work_dirs/<config name>)')
+    parser.add_argument('--out', type=str, help='detection: dump the '
+                        'predictions to this .pkl file; segmentation: write '
+                        'the predicted label maps (png) into this directory')
+    parser.add_argument('--show-dir', help='paint the predictions on every '
+                        'test image and save them in this directory '
+                        '(relative paths are relative to the current '
+                        'directory)')
+    parser.add_argument('--tta', action='store_true', help='test-time '
+                        "augmentation: the config's tta_model/tta_pipeline "
+                        '(segmentation: multi-scale 0.5-1.75 + flip); '
+                        'detection configs without them get horizontal flip '
+                        '(boxes only: mmdet cannot merge instance masks)')
     return parse_with_common_args(parser, argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    kwargs = run_kwargs(parse_args(argv))
     with exit_on_error(osp.basename(__file__)):
-        run_test(
-            args.config,
-            args.checkpoint,
-            work_dir=args.work_dir,
-            out=args.out,
-            show_dir=args.show_dir,
-            tta=args.tta,
-            cfg_options=args.cfg_options,
-            launcher=args.launcher)
+        run_test(**kwargs)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ Examples::
 import argparse
 import os.path as osp
 
-from stvit_mm.apis import parse_with_common_args, run_train
+from stvit_mm.apis import parse_with_common_args, run_kwargs, run_train
 from stvit_mm.errors import exit_on_error
 
 
@@ -22,42 +22,24 @@ def parse_args(argv=None):
         description='Train a detector or segmentor (default_scope mmdet or '
         'mmseg) with an STViT-R-Swin or any other backbone.')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument(
-        '--work-dir',
-        help='the dir to save logs and models (default: '
-        'work_dirs/<config name>)')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        default=False,
-        help='enable automatic mixed precision (ignored, with a warning, on '
-        'a machine without CUDA)')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale the learning rate by (total batch size / '
-        'auto_scale_lr.base_batch_size)')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from this checkpoint, or without a path from the latest '
-        'checkpoint in the work dir')
+    parser.add_argument('--work-dir', help='the dir to save logs and models '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--amp', action='store_true', help='enable automatic '
+                        'mixed precision (ignored, with a warning, on a '
+                        'machine without CUDA)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by (total batch size '
+                        '/ auto_scale_lr.base_batch_size)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from this checkpoint, or without a path '
+                        'from the latest checkpoint in the work dir')
     return parse_with_common_args(parser, argv)
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    kwargs = run_kwargs(parse_args(argv))
     with exit_on_error(osp.basename(__file__)):
-        run_train(
-            args.config,
-            work_dir=args.work_dir,
-            amp=args.amp,
-            auto_scale_lr=args.auto_scale_lr,
-            resume=args.resume,
-            cfg_options=args.cfg_options,
-            launcher=args.launcher)
+        run_train(**kwargs)
 
 
 if __name__ == '__main__':

@@ -5,7 +5,7 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
-__all__ = ['add_common_args', 'parse_with_common_args']
+__all__ = ['add_common_args', 'parse_with_common_args', 'run_kwargs']
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -51,3 +51,11 @@ def parse_with_common_args(parser: argparse.ArgumentParser,
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def run_kwargs(args: argparse.Namespace) -> dict:
+    """The parsed options as keyword arguments of the tool's ``run_*``
+    function (the launcher's ``--local_rank`` is consumed above)."""
+    kwargs = vars(args).copy()
+    kwargs.pop('local_rank', None)
+    return kwargs

@@ -5,13 +5,15 @@ what must be imported before a config's model can be built.
 """
 import importlib
 import os.path as osp
-from typing import Optional
+from typing import Callable, Optional
 
 from mmengine.config import Config
 
 from ..errors import ConfigError
 
-__all__ = ['SCOPES', 'load_config', 'get_scope', 'import_library']
+__all__ = [
+    'SCOPES', 'load_config', 'get_scope', 'import_library', 'replace_types'
+]
 
 #: ``default_scope`` of the configs this project serves.
 SCOPES = ('mmdet', 'mmseg')
@@ -79,3 +81,24 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def replace_types(node, matches: Callable[[dict], bool], new_type) -> int:
+    """Set ``type=new_type`` in place in every dict under ``node`` (a config
+    or part of one: dicts, lists and tuples, nested) that ``matches``.
+
+    Returns:
+        int: How many were replaced.
+    """
+    count = 0
+    if isinstance(node, dict):
+        if matches(node):
+            node['type'] = new_type
+            count += 1
+        children = node.values()
+    elif isinstance(node, (list, tuple)):
+        children = node
+    else:
+        return 0
+    return count + sum(replace_types(child, matches, new_type)
+                       for child in children)

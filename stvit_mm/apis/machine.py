@@ -11,28 +11,17 @@ import torch
 from mmengine.config import Config, ConfigDict
 
 from ..errors import ConfigError
+from .config import replace_types
 from .log import warn
 
 __all__ = ['adapt_to_cpu', 'init_cpu_distributed']
 
 
 def _replace_sync_bn(node) -> int:
-    """Turn every ``SyncBN`` norm config under ``node`` into ``BN`` in place.
-
-    Returns:
-        int: How many were changed.
-    """
-    count = 0
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            node['type'] = 'BN'
-            count += 1
-        for value in node.values():
-            count += _replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _replace_sync_bn(value)
-    return count
+    """Turn every ``SyncBN`` norm config under ``node`` into ``BN`` in place
+    (``SyncBN`` needs a CUDA process group); returns how many."""
+    return replace_types(
+        node, lambda n: n.get('type') in ('SyncBN', 'MMSyncBN'), 'BN')
 
 
 def adapt_to_cpu(cfg: Config, distributed: bool, training: bool) -> None:

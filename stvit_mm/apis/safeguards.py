@@ -3,6 +3,7 @@ from typing import Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from .config import replace_types
 from .log import warn
 
 __all__ = ['install_safeguards']
@@ -27,17 +28,9 @@ def _use_checked_image_loading(node) -> int:
         int: How many were replaced.
     """
     from mmcv.transforms import LoadImageFromFile
-    count = 0
-    if isinstance(node, dict):
-        if _is_type(node, _STOCK_IMAGE_LOADERS, LoadImageFromFile):
-            node['type'] = 'CheckedLoadImageFromFile'
-            count += 1
-        for value in node.values():
-            count += _use_checked_image_loading(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _use_checked_image_loading(value)
-    return count
+    return replace_types(
+        node, lambda n: _is_type(n, _STOCK_IMAGE_LOADERS, LoadImageFromFile),
+        'CheckedLoadImageFromFile')
 
 
 def _guard_checkpoints(cfg: Config, strict_checkpoint: bool) -> None:

@@ -16,12 +16,11 @@ from typing import Optional
 from mmengine.config import Config, ConfigDict
 
 from ..errors import ConfigError
-from .config import get_scope, load_config
 from .machine import adapt_to_cpu
 from .preflight import check_checkpoint, check_data, report_problems
 from .runner import build_runner
 from .safeguards import install_safeguards
-from .work_dir import set_work_dir
+from .work_dir import load_run_config
 
 __all__ = ['build_test_config', 'run_test']
 
@@ -131,12 +130,7 @@ def build_test_config(config: str,
         ConfigError: For anything the user must fix; missing data and a
             damaged checkpoint are reported together.
     """
-    cfg = load_config(config)
-    scope = get_scope(cfg)
-    cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
-    set_work_dir(cfg, work_dir, config)
+    cfg, scope = load_run_config(config, work_dir, cfg_options, launcher)
 
     if not osp.isfile(checkpoint) and '://' not in checkpoint:
         raise ConfigError(f'checkpoint not found: {osp.abspath(checkpoint)}')
@@ -164,25 +158,16 @@ def build_test_config(config: str,
     return cfg
 
 
-def run_test(config: str,
-             checkpoint: str,
-             work_dir: Optional[str] = None,
-             out: Optional[str] = None,
-             show_dir: Optional[str] = None,
-             tta: bool = False,
-             cfg_options: Optional[dict] = None,
-             launcher: str = 'none') -> dict:
+def run_test(config: str, checkpoint: str, launcher: str = 'none',
+             **options) -> dict:
     """Evaluate ``checkpoint``: :func:`build_test_config`, then the Runner.
 
     Args:
         config (str): The config file.
         checkpoint (str): See :func:`build_test_config`.
-        work_dir (str, optional): See :func:`build_test_config`.
-        out (str, optional): See :func:`build_test_config`.
-        show_dir (str, optional): See :func:`build_test_config`.
-        tta (bool): See :func:`build_test_config`.
-        cfg_options (dict, optional): See :func:`build_test_config`.
-        launcher (str): See :func:`build_test_config`.
+        launcher (str): ``--launcher``. Defaults to ``'none'``.
+        **options: The other arguments of :func:`build_test_config`
+            (``work_dir``, ``out``, ``show_dir``, ``tta``, ``cfg_options``).
 
     Returns:
         dict: The metrics.
@@ -191,17 +176,10 @@ def run_test(config: str,
         ConfigError: As :func:`build_test_config`, before anything is built.
         CheckpointError: The checkpoint is unsafe or does not fit the model.
     """
-    cfg = build_test_config(
-        config,
-        checkpoint,
-        work_dir=work_dir,
-        out=out,
-        show_dir=show_dir,
-        tta=tta,
-        cfg_options=cfg_options,
-        launcher=launcher)
+    cfg = build_test_config(config, checkpoint, launcher=launcher, **options)
     runner = build_runner(cfg, launcher)
-    if out is not None and get_scope(cfg) == 'mmdet':
+    out = options.get('out')
+    if out is not None and cfg.default_scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=out))

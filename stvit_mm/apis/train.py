@@ -25,13 +25,13 @@ from typing import Optional
 from mmengine.config import Config
 
 from ..errors import ConfigError
-from .config import get_scope, load_config
 from .machine import adapt_to_cpu
 from .preflight import (check_checkpoint, check_data, check_pretrained,
                         report_problems)
 from .runner import build_runner
 from .safeguards import install_safeguards
-from .work_dir import auto_resume_checkpoint, check_work_dir, set_work_dir
+from .work_dir import (auto_resume_checkpoint, check_work_dir,
+                       load_run_config)
 
 __all__ = ['build_train_config', 'run_train']
 
@@ -93,12 +93,7 @@ def build_train_config(config: str,
         ConfigError: For anything the user must fix; missing data and
             pretrained files are reported together.
     """
-    cfg = load_config(config)
-    scope = get_scope(cfg)
-    cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
-    set_work_dir(cfg, work_dir, config)
+    cfg, scope = load_run_config(config, work_dir, cfg_options, launcher)
 
     if amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -132,23 +127,15 @@ def build_train_config(config: str,
     return cfg
 
 
-def run_train(config: str,
-              work_dir: Optional[str] = None,
-              amp: bool = False,
-              auto_scale_lr: bool = False,
-              resume: Optional[str] = None,
-              cfg_options: Optional[dict] = None,
-              launcher: str = 'none'):
+def run_train(config: str, launcher: str = 'none', **options):
     """Train from a config: :func:`build_train_config`, then the Runner.
 
     Args:
         config (str): The config file.
-        work_dir (str, optional): See :func:`build_train_config`.
-        amp (bool): See :func:`build_train_config`.
-        auto_scale_lr (bool): See :func:`build_train_config`.
-        resume (str, optional): See :func:`build_train_config`.
-        cfg_options (dict, optional): See :func:`build_train_config`.
-        launcher (str): See :func:`build_train_config`.
+        launcher (str): ``--launcher``. Defaults to ``'none'``.
+        **options: The other arguments of :func:`build_train_config`
+            (``work_dir``, ``amp``, ``auto_scale_lr``, ``resume``,
+            ``cfg_options``).
 
     Returns:
         mmengine.runner.Runner: The Runner, after training.
@@ -159,14 +146,7 @@ def run_train(config: str,
         CheckpointError: The checkpoint to resume is damaged, unsafe or
             for another model.
     """
-    cfg = build_train_config(
-        config,
-        work_dir=work_dir,
-        amp=amp,
-        auto_scale_lr=auto_scale_lr,
-        resume=resume,
-        cfg_options=cfg_options,
-        launcher=launcher)
+    cfg = build_train_config(config, launcher=launcher, **options)
     runner = build_runner(cfg, launcher)
     runner.train()
     return runner

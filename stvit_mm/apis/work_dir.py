@@ -7,10 +7,12 @@ from typing import List, Optional
 from mmengine.config import Config
 
 from ..errors import ConfigError
+from .config import get_scope, load_config
 from .log import warn
 from .preflight import check_checkpoint
 
 __all__ = [
+    'load_run_config',
     'set_work_dir', 'existing_checkpoints', 'check_work_dir',
     'auto_resume_checkpoint'
 ]
@@ -31,6 +33,20 @@ def set_work_dir(cfg: Config, work_dir: Optional[str],
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config_path))[0])
+
+
+def load_run_config(config: str, work_dir: Optional[str],
+                    cfg_options: Optional[dict], launcher: str):
+    """The config of a train or test run: loaded with its library,
+    ``--cfg-options`` applied, launcher and work dir set.
+
+    Returns:
+        tuple[Config, str]: The config and its ``default_scope``.
+    """
+    cfg = load_config(config, cfg_options)
+    cfg.launcher = launcher
+    set_work_dir(cfg, work_dir, config)
+    return cfg, get_scope(cfg)
 
 
 def existing_checkpoints(work_dir: str) -> List[str]:

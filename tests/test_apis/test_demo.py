@@ -5,15 +5,13 @@ import os.path as osp
 import subprocess
 import sys
 
-import pytest
+import cv2
 
-from helpers.paths import QUICKSTART_DET, QUICKSTART_SEG, REPO
+from helpers.paths import REPO
 from stvit_mm.apis.quickstart import (choose_threads, data_cfg_options,
                                       fresh_work_dir)
 
 QUICKSTART = osp.join(REPO, 'tools', 'quickstart.py')
-QUICKSTART_COCO = osp.join(REPO, QUICKSTART_DET)
-QUICKSTART_ADE = osp.join(REPO, QUICKSTART_SEG)
 
 
 def run(*args, timeout=900):
@@ -65,8 +63,6 @@ def test_missing_config_fails_the_check_step(tmp_path):
 
 
 def test_foreign_data_root_fails_the_data_step(tmp_path):
-    if not osp.isfile(QUICKSTART_COCO):
-        pytest.skip(f'{QUICKSTART_COCO} is not written yet')
     data = tmp_path / 'data'
     data.mkdir()
     (data / 'mine.txt').write_text('keep')
@@ -77,47 +73,32 @@ def test_foreign_data_root_fails_the_data_step(tmp_path):
     assert sorted(os.listdir(data)) == ['mine.txt']
 
 
-@pytest.mark.skipif(
-    not osp.isfile(QUICKSTART_COCO),
-    reason='configs/quickstart/stvit_r_swin_quickstart_coco.py is not '
-    'written yet')
-def test_tiny_det_demo_end_to_end(tmp_path):
+def run_tiny_quickstart(task, tmp_path):
+    """``tools/quickstart.py TASK`` for 2 iterations on 4 tiny images;
+    returns the work dir and the printed summary."""
     work = tmp_path / 'work'
-    result = run('det', '--max-iters', '2', '--num-train', '4', '--num-val',
+    result = run(task, '--max-iters', '2', '--num-train', '4', '--num-val',
                  '2', '--size', '128', '--num-vis', '2', '--data-root',
                  str(tmp_path / 'data'), '--work-dir', str(work))
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr
+    pictures = sorted(os.listdir(work / 'vis'))
+    assert pictures == ['000000.png', '000001.png']
+    for name in pictures:
+        # Ground truth and prediction side by side.
+        assert cv2.imread(str(work / 'vis' / name)).shape[:2] == (128, 256)
     with open(work / 'metrics.json') as f:
-        metrics = json.load(f)
+        return work, json.load(f), result.stdout
+
+
+def test_tiny_det_demo_end_to_end(tmp_path):
+    work, metrics, stdout = run_tiny_quickstart('det', tmp_path)
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP_50'):
         assert isinstance(metrics[key], float)
         assert -1 <= metrics[key] <= 1
-    pictures = sorted(os.listdir(work / 'vis'))
-    assert pictures == ['000000.png', '000001.png']
-    import cv2
-    for name in pictures:
-        img = cv2.imread(str(work / 'vis' / name))
-        # Ground truth and prediction side by side.
-        assert img.shape[0] == 128 and img.shape[1] == 256
-    assert 'coco/bbox_mAP_50' in result.stdout  # the closing summary
+    assert 'coco/bbox_mAP_50' in stdout  # the closing summary
     assert (work / 'summary.txt').is_file()
 
 
-@pytest.mark.skipif(
-    not osp.isfile(QUICKSTART_ADE),
-    reason='configs/quickstart/stvit_r_swin_quickstart_ade.py is not '
-    'written yet')
 def test_tiny_seg_demo_end_to_end(tmp_path):
-    work = tmp_path / 'work'
-    result = run('seg', '--max-iters', '2', '--num-train', '4', '--num-val',
-                 '2', '--size', '128', '--num-vis', '2', '--data-root',
-                 str(tmp_path / 'data'), '--work-dir', str(work))
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr
-    with open(work / 'metrics.json') as f:
-        metrics = json.load(f)
+    _, metrics, _ = run_tiny_quickstart('seg', tmp_path)
     assert 0 <= metrics['mIoU'] <= 100  # mmseg reports percentages
-    import cv2
-    pictures = sorted(os.listdir(work / 'vis'))
-    assert pictures == ['000000.png', '000001.png']
-    for name in pictures:
-        assert cv2.imread(str(work / 'vis' / name)).shape[:2] == (128, 256)

@@ -60,6 +60,7 @@ QUICKSTART_SEG = 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
 DET_RECIPE = 'configs/_base_/recipes/cascade_mask_rcnn_3x_coco.py'
 SEG_RECIPE = 'configs/_base_/recipes/upernet_160k_ade20k.py'
 BACKBONE_BASE = 'configs/_base_/models/stvit_r_swin_s.py'
+TINY_BACKBONE_BASE = 'configs/_base_/models/stvit_r_swin_t.py'
 QUICKSTART_BASE = 'configs/_base_/quickstart.py'
 
 SIZES = {
@@ -206,7 +207,8 @@ def test_config_inventory():
         QUICKSTART_DET, QUICKSTART_SEG
     }
     assert expected <= set(ALL_CONFIGS)
-    for base in (DET_RECIPE, SEG_RECIPE, BACKBONE_BASE, QUICKSTART_BASE):
+    for base in (DET_RECIPE, SEG_RECIPE, BACKBONE_BASE, TINY_BACKBONE_BASE,
+                 QUICKSTART_BASE):
         assert (REPO / base).is_file(), base
         assert base not in ALL_CONFIGS  # parts of configs, not configs
 
@@ -417,7 +419,8 @@ def recipe_without_backbone(cfg: Config) -> dict:
     the top-level variables that only it reads (its checkpoint; the
     arguments configs/_base_/models/stvit_r_swin_s.py lends)."""
     d = _without_scope(cfg.to_dict())
-    for key in ('pretrained', 'checkpoint_file', 'stvit_r_swin_s'):
+    for key in ('pretrained', 'checkpoint_file', 'stvit_r_swin_s',
+                'stvit_r_swin_t'):
         d.pop(key, None)
     d['model'].pop('backbone')
     return d

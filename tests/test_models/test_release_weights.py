@@ -304,11 +304,15 @@ def coco_options(root):
 
 # coco_root and ade_root override the tiny sets of tests/conftest.py: the
 # paper configs need COCO's 80 classes, and images of 64 pixels here.
+def generated(tmp_path_factory, kind, **sizes):
+    root = tmp_path_factory.mktemp(kind) / kind
+    generate_synthetic_dataset(kind, str(root), size=64, **sizes)
+    return root
+
+
 @pytest.fixture(scope='module')
 def coco_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('coco') / 'coco'
-    generate_synthetic_dataset('coco', str(root), num_train=1, num_val=2,
-                               size=64)
+    root = generated(tmp_path_factory, 'coco', num_train=1, num_val=2)
     # The paper config keeps COCO's 80 classes: name the shapes' categories
     # after the first four, and list the other 76.
     from mmdet.datasets import CocoDataset
@@ -326,11 +330,8 @@ def coco_root(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def ade_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp('ade') / 'ade'
     # Two images: UperNet's pooling module needs a batch of 2 to train.
-    generate_synthetic_dataset('ade', str(root), num_train=2, num_val=1,
-                               size=64)
-    return root
+    return generated(tmp_path_factory, 'ade', num_train=2, num_val=1)
 
 
 def ade_options(root):

@@ -6,10 +6,9 @@ Usage:
         [--config configs/cascade_stvit_r_swin_s_3x.py] [--overwrite]
 """
 import argparse
-import sys
 
 from stvit_mm.apis import convert_release
-from stvit_mm.utils import CheckpointError
+from stvit_mm.errors import exit_on_error
 
 
 def main(argv=None):
@@ -22,10 +21,8 @@ def main(argv=None):
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing DST')
     args = parser.parse_args(argv)
-    try:
+    with exit_on_error():
         convert_release(args.src, args.dst, args.config, args.overwrite)
-    except (CheckpointError, FileExistsError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

@@ -6,20 +6,13 @@ import sys
 from .paths import REPO
 
 # Tiny Swin baselines of the quickstart models (same stages and widths), so
-# that comparisons run in seconds.
-SWIN_BASELINE = """\
-_base_ = '{base}'
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SwinTransformer',
-        embed_dims=32,
-        depths=[2, 2, 6, 2],
-        num_heads=[1, 2, 4, 8],
-        window_size=7,
-        out_indices=(0, 1, 2, 3),
-        init_cfg=None))
-"""
+# that comparisons run in seconds: SWIN_BASELINE.format(base=QUICKSTART_*).
+TINY_SWIN = dict(type='SwinTransformer', embed_dims=32, depths=[2, 2, 6, 2],
+                 num_heads=[1, 2, 4, 8], window_size=7,
+                 out_indices=(0, 1, 2, 3), init_cfg=None)
+_ESCAPED = repr(TINY_SWIN).replace('{', '{{').replace('}', '}}')
+SWIN_BASELINE = ("_base_ = '{base}'\n"
+                 f'model = dict(backbone=dict(_delete_=True, **{_ESCAPED}))\n')
 
 
 def run_analysis_tool(relpath: str, *args):

@@ -138,14 +138,11 @@ def tiny_retinanet_cfg(data_root, work_dir):
             std=[64., 64., 64.],
             bgr_to_rgb=True,
             pad_size_divisor=32),
-        backbone=dict(
-            type='ResNet',
-            depth=18,
-            base_channels=8,
-            stem_channels=8,
-            out_indices=(0, 1, 2, 3),
-            norm_cfg=dict(type='BN', requires_grad=True),
-            norm_eval=False),
+        # ResNet-18 at 1/8 of its width.
+        backbone=dict(type='ResNet', depth=18, base_channels=8,
+                      stem_channels=8, out_indices=(0, 1, 2, 3),
+                      norm_cfg=dict(type='BN', requires_grad=True),
+                      norm_eval=False),
         neck=dict(
             type='FPN',
             in_channels=[8, 16, 32, 64],

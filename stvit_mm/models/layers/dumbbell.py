@@ -9,6 +9,8 @@ import torch
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
+from .capture import exporting
+from .export_geometry import traced_stage_geometry
 from .geometry import StageGeometry, stage_geometry
 from .recompute import maybe_recompute
 from .semantic import RecoveryBlock, SemanticBlock, TokenGenerationBlock
@@ -113,10 +115,11 @@ class SparsifiedStage(BaseModule):
         ])
 
     def forward(self, x: Tensor) -> Tensor:
-        geo = stage_geometry(tuple(x.shape[1:3]), self.window_size,
-                             self.sample_window_size,
-                             self.semantic_key_windows,
-                             self.recovery_key_window, self.pad_mask, x.device)
+        # A captured graph serves every size: no per-size cache there.
+        build = traced_stage_geometry if exporting() else stage_geometry
+        geo = build(tuple(x.shape[1:3]), self.window_size,
+                    self.sample_window_size, self.semantic_key_windows,
+                    self.recovery_key_window, self.pad_mask, x.device)
         for unit in self.units:
             x = unit(x, geo)
         return x

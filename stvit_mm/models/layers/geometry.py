@@ -4,7 +4,9 @@ The semantic-token generation steps and the recovery block attend from a
 window to an overlapping neighbourhood around it. Which keys of a
 neighbourhood are padding, and therefore masked, depends on the feature-map
 size alone, so it is computed once per size (:func:`stage_geometry`, cached)
-and shared by every block of every dumbbell unit.
+and shared by every block of every dumbbell unit. While a graph is captured
+for every size (``torch.export``, ONNX), :mod:`.export_geometry` computes
+the same quantities from tensor ops of the symbolic size instead.
 
 Two masking modes exist:
 
@@ -31,6 +33,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .capture import cast
 from .strip_attention import StripPlan, strip_plan
 
 PAD_MASK_MODES = ('official', 'exact')
@@ -82,7 +85,8 @@ def gather_neighbourhoods(tokens: Tensor, fill: Tensor, index: Tensor,
         (B, nW, heads, k*k, C // heads) view.
     """
     B, N, C2 = tokens.shape
-    table = torch.cat([tokens, fill.to(tokens.dtype).expand(B, 1, C2)], 1)
+    table = torch.cat([tokens, cast(fill, tokens.dtype).expand(B, 1, C2)],
+                      1)
     nW, K = index.shape
     kv = table.index_select(1, index.reshape(-1)).view(
         B, nW, K, 2, num_heads, C2 // (2 * num_heads))

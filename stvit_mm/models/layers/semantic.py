@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .geometry import StageGeometry, gather_neighbourhoods
+from .capture import exporting
+from .geometry import (StageGeometry, adaptive_pool_bounds,
+                       gather_neighbourhoods)
 from .strip_attention import strip_attention, strips_available, window_kv_map
-from .swin import merge_windows, partition_windows
+from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock
 
 
@@ -46,16 +48,33 @@ def max_pool_windows(x: Tensor, window_size: int, sample_size: int,
         Tensor: (B, nW, s*s, C) semantic tokens in window order.
     """
     B, H, W, C = x.shape
-    x = F.pad(x, (0, 0, 0, -W % window_size, 0, -H % window_size),
-              value=pad_value)
+    x = F.pad(x, (0, 0, 0, pad_to(W, window_size), 0,
+                  pad_to(H, window_size)), value=pad_value)
     windows = partition_windows(x, window_size)
     nW = windows.shape[1]
-    windows = windows.reshape(B * nW, window_size, window_size, C)
-    pooled = F.adaptive_max_pool2d(windows.permute(0, 3, 1, 2), sample_size)
-    pooled = pooled.permute(0, 2, 3, 1).reshape(B, nW,
-                                                sample_size * sample_size, C)
+    if exporting():
+        pooled = _binned_max(windows.reshape(B, nW, window_size, window_size,
+                                             C), sample_size)
+    else:
+        windows = windows.reshape(B * nW, window_size, window_size, C)
+        pooled = F.adaptive_max_pool2d(windows.permute(0, 3, 1, 2),
+                                       sample_size).permute(0, 2, 3, 1)
+    pooled = pooled.reshape(B, nW, sample_size * sample_size, C)
     # Pooling regions made only of -inf padding hold no information.
     return torch.nan_to_num(pooled, neginf=0.) if pad_value < 0 else pooled
+
+
+def _binned_max(windows: Tensor, sample_size: int) -> Tensor:
+    """``adaptive_max_pool2d`` of (B, nW, w, w, C) windows to s x s, as
+    one max over each (static, possibly overlapping) bin of rows, then of
+    columns: the same numbers, from ops every exporter knows.
+
+    Returns:
+        Tensor: (B, nW, s, s, C).
+    """
+    bins = adaptive_pool_bounds(windows.shape[2], sample_size)
+    rows = torch.stack([windows[:, :, a:b].amax(dim=2) for a, b in bins], 2)
+    return torch.stack([rows[:, :, :, a:b].amax(dim=3) for a, b in bins], 3)
 
 
 class TokenGenerationBlock(LayerScaledBlock):
@@ -177,7 +196,7 @@ class RecoveryBlock(LayerScaledBlock):
                 self.attn.kv(self.norm1(semantic.flatten(1, 2))),
                 self.padded_kv(semantic), geo.recovery_index,
                 self.attn.num_heads)
-        padded = F.pad(image, (0, 0, 0, -W % w, 0, -H % w))
+        padded = F.pad(image, (0, 0, 0, pad_to(W, w), 0, pad_to(H, w)))
         queries = partition_windows(self.norm1(padded), w)
         attended = self.attn(queries, keys, values, geo.recovery_mask)
         attended = merge_windows(attended, geo.num_windows, w)[:, :H, :W]

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .capture import exporting
+
 _flash_attention_with_lse = getattr(
     torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
 
@@ -163,7 +165,9 @@ def strip_attention(q: Tensor, kv_map: Tensor, plan: StripPlan,
 
 def strips_available(x: Tensor) -> bool:
     """Whether the strip path can serve this call: CPU (or meta, for
-    counting what CPU inference does), no autograd."""
+    counting what CPU inference does), no autograd, no graph capture (the
+    private kernel has no export; the gathered path is exported instead)."""
     return (_flash_attention_with_lse is not None
             and x.device.type in ('cpu', 'meta')
-            and not torch.is_grad_enabled())
+            and not torch.is_grad_enabled()
+            and not exporting())

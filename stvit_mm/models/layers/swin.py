@@ -18,7 +18,19 @@ from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
+from .capture import attention, cast, exporting
 from .recompute import maybe_recompute
+
+
+def pad_to(size, multiple: int):
+    """Padding that brings ``size`` up to a multiple of ``multiple``.
+
+    The same int as ``-size % multiple``, written as
+    ``ceil(size / multiple) * multiple - size`` so that a symbolic size
+    (graph capture) stays in a form torch's shape reasoning simplifies; the
+    modulo form makes every later size expression grow, and export crawl.
+    """
+    return (size + multiple - 1) // multiple * multiple - size
 
 
 class ConvStem(BaseModule):
@@ -49,7 +61,7 @@ class ConvStem(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         H, W = x.shape[-2:]
-        x = F.pad(x, (0, -W % 4, 0, -H % 4))
+        x = F.pad(x, (0, pad_to(W, 4), 0, pad_to(H, 4)))
         # channels_last convs run about twice as fast on CPU (same numbers),
         # and their output is then already a contiguous (B, H, W, C) map.
         x = x.contiguous(memory_format=torch.channels_last)
@@ -58,13 +70,15 @@ class ConvStem(BaseModule):
 
 @lru_cache(maxsize=8)
 def relative_position_index(window_size: int) -> Tensor:
-    """(N, N) index into a (2w-1)**2 relative-position table, N = w*w."""
-    coords = torch.stack(
-        torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
-                       indexing='ij')).flatten(1)
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-    rel = rel + (window_size - 1)
-    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
+    """(N, N) index into a (2w-1)**2 relative-position table, N = w*w.
+
+    Built from a Python list, so that a captured graph holds it as one
+    constant instead of the ops that compute it."""
+    w = window_size
+    coords = [(i, j) for i in range(w) for j in range(w)]
+    index = [(i - k + w - 1) * (2 * w - 1) + (j - m + w - 1)
+             for i, j in coords for k, m in coords]
+    return torch.tensor(index).reshape(w * w, w * w)
 
 
 @lru_cache(maxsize=32)
@@ -82,6 +96,23 @@ def shifted_window_mask(padded_size: Tuple[int, int], window_size: int,
     differs = windows[:, None, :] != windows[:, :, None]
     mask = torch.zeros(differs.shape).masked_fill(differs, -100.0)
     return mask[:, None].to(device)
+
+
+def traced_shift_mask(padded_size, window_size: int, shift: int,
+                      device: torch.device) -> Tensor:
+    """:func:`shifted_window_mask` from tensor ops of a (possibly symbolic)
+    size, for graph capture: the same values, nothing cached."""
+    def regions(length):
+        # Region 0, 1, 2 of Swin's slices (0, -w), (-w, -shift), (-shift, ).
+        pos = torch.arange(length, device=device)
+        return ((pos >= length - window_size).long() +
+                (pos >= length - shift).long())
+
+    region = regions(padded_size[0])[:, None] * 3 + regions(padded_size[1])
+    windows = partition_windows(region[None, :, :, None], window_size)
+    windows = windows.reshape(-1, window_size * window_size)
+    differs = windows[:, None, :] != windows[:, :, None]
+    return torch.where(differs, -100.0, 0.)[:, None]
 
 
 def partition_windows(x: Tensor, window_size: int) -> Tensor:
@@ -125,13 +156,17 @@ class WindowAttention(BaseModule):
             torch.zeros((2 * window_size - 1)**2, num_heads))
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
-        self.proj_drop = nn.Dropout(proj_drop_rate)
+        self.proj_drop = (nn.Dropout(proj_drop_rate)
+                          if proj_drop_rate > 0 else nn.Identity())
 
     def init_weights(self):
         trunc_normal_(self.relative_position_bias_table, std=.02)
 
     def position_bias(self) -> Tensor:
-        index = relative_position_index(self.window_size).to(
+        # Never fill the cache while capturing: it would keep a fake tensor.
+        build = (relative_position_index.__wrapped__ if exporting() else
+                 relative_position_index)
+        index = build(self.window_size).to(
             self.relative_position_bias_table.device)
         bias = self.relative_position_bias_table[index.reshape(-1)]
         return bias.reshape(*index.shape, -1).permute(2, 0, 1)
@@ -152,8 +187,8 @@ class WindowAttention(BaseModule):
         bias = self.position_bias()[None]
         if mask is not None:
             bias = (bias + mask).repeat(B, 1, 1, 1)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=bias.to(q.dtype),
+        out = attention(
+            q, k, v, attn_mask=cast(bias, q.dtype),
             dropout_p=self.attn_drop_rate if self.training else 0.)
         out = out.transpose(1, 2).reshape(B, nW, N, C)
         return self.proj_drop(self.proj(out))
@@ -200,14 +235,16 @@ class SwinBlock(BaseModule):
         """(B, H, W, C) -> (B, H, W, C)."""
         B, H, W, C = x.shape
         w, shift = self.window_size, self.shift_size
-        y = F.pad(self.norm1(x), (0, 0, 0, -W % w, 0, -H % w))
-        Hp, Wp = y.shape[1:3]
+        num_windows = (H + w - 1) // w, (W + w - 1) // w
+        Hp, Wp = num_windows[0] * w, num_windows[1] * w
+        y = F.pad(self.norm1(x), (0, 0, 0, Wp - W, 0, Hp - H))
         mask = None
         if shift:
             y = torch.roll(y, (-shift, -shift), dims=(1, 2))
-            mask = shifted_window_mask((Hp, Wp), w, shift, x.device)
+            make = traced_shift_mask if exporting() else shifted_window_mask
+            mask = make((Hp, Wp), w, shift, x.device)
         y = self.attn(partition_windows(y, w), mask)
-        y = merge_windows(y, (Hp // w, Wp // w), w)
+        y = merge_windows(y, num_windows, w)
         if shift:
             y = torch.roll(y, (shift, shift), dims=(1, 2))
         x = x + self.drop_path(y[:, :H, :W])
@@ -232,7 +269,7 @@ class PatchMerging(BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         H, W = x.shape[1:3]
-        x = F.pad(x, (0, 0, 0, W % 2, 0, H % 2))
+        x = F.pad(x, (0, 0, 0, pad_to(W, 2), 0, pad_to(H, 2)))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2],
                        x[:, 1::2, 1::2]], dim=-1)
         return self.reduction(self.norm(x))

@@ -13,6 +13,8 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .capture import attention, cast, exporting
+
 
 class TokenAttention(BaseModule):
     """Multi-head attention with separate query and key/value projections
@@ -34,7 +36,8 @@ class TokenAttention(BaseModule):
         self.q = nn.Linear(embed_dims, embed_dims, bias=qkv_bias)
         self.kv = nn.Linear(embed_dims, embed_dims * 2, bias=qkv_bias)
         self.proj = nn.Linear(embed_dims, embed_dims)
-        self.proj_drop = nn.Dropout(proj_drop_rate)
+        self.proj_drop = (nn.Dropout(proj_drop_rate)
+                          if proj_drop_rate > 0 else nn.Identity())
 
     def split_kv(self, tokens: Tensor):
         """Project (B, G, N, C) tokens to keys and values of shape
@@ -68,7 +71,14 @@ class TokenAttention(BaseModule):
         B, G, N, C = queries.shape
         q = self.project_q(queries)
         dropout = self.attn_drop_rate if self.training else 0.
-        if keys.shape[1] == 1 and G > 1:
+        if exporting():
+            # Plain 5-D math: the (G, 1, 1, Nk) mask broadcasts over the
+            # batch, and no branch on the symbolic sizes (the captured
+            # geometry never shares keys between windows).
+            out = attention(q, keys, values,
+                            None if mask is None else cast(mask, q.dtype),
+                            dropout)
+        elif keys.shape[1] == 1 and G > 1:
             # Shared keys: broadcast (stride 0) per sample, never copied.
             out = torch.stack([
                 F.scaled_dot_product_attention(

@@ -1,0 +1,159 @@
+"""The sparsified stage's geometry built from tensor ops of the input size,
+for graph capture (``torch.export``, ``torch.onnx.export``).
+
+Eager inference builds the pads, indices and masks of
+:class:`~.geometry.StageGeometry` in Python once per size and caches them
+(:func:`~.geometry.stage_geometry`). A captured graph must serve every size,
+so there the same quantities are computed inside the graph from the
+(symbolic) height and width, with no Python branch on a size or on a tensor
+value:
+
+- the key masks of the generation and recovery steps are always tensors
+  (all zero where eager passes ``None``);
+- the recovery block always gathers a neighbourhood per window (eager picks
+  dense attention for small inputs; both give the same numbers);
+- the semantic steps gather too (eager inference uses the whole-window
+  strips of :mod:`.strip_attention`, built on a private CPU kernel).
+
+Every entry equals what :func:`~.geometry.stage_geometry` builds for the
+same size (``tests/test_deployment`` checks it).
+"""
+import torch
+from torch import Tensor
+
+from .geometry import (StageGeometry, adaptive_pool_bounds,
+                       neighbourhood_padding)
+
+
+def _positions(num_windows, stride: int, key_window: int, device) -> Tensor:
+    """(num_windows, k) grid positions along one axis that each window's
+    neighbourhood covers (negative or past the end outside the grid)."""
+    before, _ = neighbourhood_padding(key_window, stride)
+    starts = torch.arange(num_windows, device=device) * stride - before
+    return starts[:, None] + torch.arange(key_window, device=device)
+
+
+def _outer(rows: Tensor, cols: Tensor, op=torch.logical_and) -> Tensor:
+    """(nWh, k) and (nWw, k) per-axis terms -> (nWh*nWw, k*k) per key,
+    combined by ``op``. (Few graph nodes: export time grows with them.)"""
+    k = rows.shape[1]
+    both = op(rows.reshape(-1, 1, k, 1), cols.reshape(1, -1, 1, k))
+    return both.reshape(-1, k * k)
+
+
+def _attend_official(pos_r, pos_c, inside, grid, pads, no_pad) -> Tensor:
+    """Bool (nW, k*k) keys the released code lets each window see: those
+    on the (padded) ``grid`` outside its ``mask[-pad_b:, -pad_r:]``, a
+    slice that covers a whole axis when that pad is 0 (``no_pad``)."""
+    masked_r = (pos_r >= grid[0] - pads[0]) | no_pad[0]
+    masked_c = (pos_c >= grid[1] - pads[1]) | no_pad[1]
+    may_attend = inside & ~_outer(masked_r, masked_c)
+    # All keys at -1000 is a uniform shift that softmax ignores.
+    return may_attend | ~may_attend.any(dim=1, keepdim=True)
+
+
+def _additive(may_attend: Tensor) -> Tensor:
+    """(G, N) bool -> additive (G, 1, 1, N) 0/-inf mask."""
+    return torch.where(may_attend, 0., -torch.inf)[:, None, None, :]
+
+
+def _semantic_valid(pos: Tensor, size, window_size: int, sample_size: int,
+                    device) -> Tensor:
+    """Whether semantic-grid positions ``pos`` (along one axis) were pooled
+    from at least one real image token (and lie on the grid at all)."""
+    starts = torch.tensor(
+        [b[0] for b in adaptive_pool_bounds(window_size, sample_size)],
+        device=device)
+    first = (pos // sample_size) * window_size + starts[
+        pos.remainder(sample_size)]
+    return (pos >= 0) & (first < size)
+
+
+def traced_stage_geometry(size, window_size: int, sample_size: int,
+                          semantic_key_windows, recovery_key_window: int,
+                          pad_mask: str, device) -> StageGeometry:
+    """Build the sparsified stage's geometry from tensor ops of ``size``.
+
+    Same arguments and meaning as :func:`~.geometry.stage_geometry`, but
+    ``size`` may hold symbolic ints, nothing is cached, and the result
+    always gathers (``recovery_dense=False``, no strip plans) with tensor
+    masks throughout (``local_mask``/``global_mask`` stay None in
+    ``'official'`` mode, where the released code masks no semantic token).
+
+    Args:
+        size (tuple[int, int]): Image-token grid (H, W), ints or SymInts.
+        window_size (int): Window side w.
+        sample_size (int): Semantic tokens per window side s.
+        semantic_key_windows (tuple[int]): Generation-step key windows.
+        recovery_key_window (int): Recovery key window (semantic tokens).
+        pad_mask (str): ``'official'`` or ``'exact'``.
+        device (torch.device): Where the tensors live.
+
+    Returns:
+        StageGeometry: The geometry, with every index and mask a tensor.
+    """
+    H, W = size
+    w, s = window_size, sample_size
+    nWh, nWw = (H + w - 1) // w, (W + w - 1) // w
+    padded = (nWh * w, nWw * w)
+    pads = (padded[0] - H, padded[1] - W)
+    grid = (nWh * s, nWw * s)
+    num_semantic = nWh * nWw * s * s
+
+    if pad_mask == 'official':
+        no_pad = tuple(torch.full((), p, device=device) == 0 for p in pads)
+
+    semantic_index, semantic_masks = [], []
+    for k in semantic_key_windows:
+        pos_r = _positions(nWh, w, k, device)
+        pos_c = _positions(nWw, w, k, device)
+        real = _outer((pos_r >= 0) & (pos_r < H), (pos_c >= 0) & (pos_c < W))
+        flat = _outer(pos_r * W, pos_c, torch.add)
+        semantic_index.append(torch.where(real, flat, H * W))
+        if pad_mask == 'official':
+            inside = _outer((pos_r >= 0) & (pos_r < padded[0]),
+                            (pos_c >= 0) & (pos_c < padded[1]))
+            semantic_masks.append(_additive(_attend_official(
+                pos_r, pos_c, inside, padded, pads, no_pad)))
+        else:
+            semantic_masks.append(_additive(real))
+
+    pos_r = _positions(nWh, s, recovery_key_window, device)
+    pos_c = _positions(nWw, s, recovery_key_window, device)
+    inside = _outer((pos_r >= 0) & (pos_r < grid[0]),
+                    (pos_c >= 0) & (pos_c < grid[1]))
+    # Semantic tokens are stored in window order: (window, row, column).
+    recovery_index = torch.where(
+        inside,
+        _outer((pos_r // s) * (nWw * s * s) + pos_r.remainder(s) * s,
+               (pos_c // s) * (s * s) + pos_c.remainder(s), torch.add),
+        num_semantic)
+    local_mask = global_mask = None
+    if pad_mask == 'official':
+        recovery = _attend_official(pos_r, pos_c, inside, grid, pads,
+                                    no_pad)
+    else:
+        recovery = inside & _outer(
+            _semantic_valid(pos_r, H, w, s, device),
+            _semantic_valid(pos_c, W, w, s, device))
+        token = torch.arange(s, device=device)
+        valid = _outer(
+            _semantic_valid(torch.arange(nWh, device=device)[:, None] * s +
+                            token, H, w, s, device),
+            _semantic_valid(torch.arange(nWw, device=device)[:, None] * s +
+                            token, W, w, s, device))
+        local_mask = _additive(valid)
+        global_mask = _additive(valid.reshape(1, -1))
+    return StageGeometry(
+        size=(H, W),
+        sample_window_size=s,
+        pads=pads,
+        num_windows=(nWh, nWw),
+        semantic_masks=tuple(semantic_masks),
+        recovery_mask=_additive(recovery),
+        local_mask=local_mask,
+        global_mask=global_mask,
+        recovery_dense=False,
+        semantic_index=tuple(semantic_index),
+        recovery_index=recovery_index)
+

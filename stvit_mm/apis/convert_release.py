@@ -19,8 +19,7 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..engine.fileio import atomic_write
-from ..models.backbones.release_weights import (OUTPUT_NORM_PREFIXES,
-                                                ReleaseWeights, read_release)
+from ..models.backbones.release_weights import ReleaseWeights, read_release
 from ..utils.checkpoint import CheckpointError, load_untrusted_checkpoint
 from ..utils.state_dict_diff import diff_state_dicts, short_list
 
@@ -106,8 +105,7 @@ def convert_release(src: str, dst: str, config: Optional[str] = None,
         state_dict.update(weights.others)
     else:
         state_dict = dict(weights.backbone)
-    if weights.kind == 'imagenet' and not any(
-            k.startswith(OUTPUT_NORM_PREFIXES) for k in state_dict):
+    if weights.lacks_output_norms:
         log('an ImageNet classifier has no per-stage output norms: '
             'STViTRSwin initialises norm0..norm3 to weight 1, bias 0 when it '
             'loads this file, as the released detectors did')

@@ -75,14 +75,18 @@ class ReleaseWeights:
     unknown: List[str] = field(default_factory=list)
     translated: bool = False
 
-    def output_norms_to_initialise(self, model_keys) -> List[str]:
-        """The model's output-norm keys an ImageNet checkpoint cannot hold.
+    @property
+    def lacks_output_norms(self) -> bool:
+        """ImageNet pretraining without any per-stage output norm, which the
+        backbone then initialises (a checkpoint with some of them must have
+        all; a detector's backbone always does)."""
+        return self.kind == 'imagenet' and not any(
+            k.startswith(OUTPUT_NORM_PREFIXES) for k in self.backbone)
 
-        Only for ImageNet pretraining without any output norm; a checkpoint
-        with some of them must have all (a detector's backbone always does).
-        """
-        if self.kind != 'imagenet' or any(
-                k.startswith(OUTPUT_NORM_PREFIXES) for k in self.backbone):
+    def output_norms_to_initialise(self, model_keys) -> List[str]:
+        """The model's output-norm keys that :attr:`lacks_output_norms`
+        leaves to be initialised."""
+        if not self.lacks_output_norms:
             return []
         return sorted(k for k in model_keys
                       if k.startswith(OUTPUT_NORM_PREFIXES))

@@ -18,7 +18,7 @@ from mmengine.config import Config, ConfigDict
 from ..errors import ConfigError
 from .machine import adapt_to_cpu
 from .preflight import check_checkpoint, check_data, report_problems
-from .runner import build_runner
+from .runner import build_runner, close_distributed
 from .safeguards import install_safeguards
 from .work_dir import load_run_config
 
@@ -183,4 +183,6 @@ def run_test(config: str, checkpoint: str, launcher: str = 'none',
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(
             DumpDetResults(out_file_path=out))
-    return runner.test()
+    metrics = runner.test()
+    close_distributed()
+    return metrics

@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from .machine import adapt_to_cpu
 from .preflight import (check_checkpoint, check_data, check_pretrained,
                         report_problems)
-from .runner import build_runner
+from .runner import build_runner, close_distributed
 from .safeguards import install_safeguards
 from .work_dir import (auto_resume_checkpoint, check_work_dir,
                        load_run_config)
@@ -149,4 +149,5 @@ def run_train(config: str, launcher: str = 'none', **options):
     cfg = build_train_config(config, launcher=launcher, **options)
     runner = build_runner(cfg, launcher)
     runner.train()
+    close_distributed()
     return runner

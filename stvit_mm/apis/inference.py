@@ -29,8 +29,8 @@ from ..utils import CheckpointError, check_state_dict_fits
 from .config import get_scope, load_config
 
 __all__ = [
-    'init_model', 'read_image', 'build_visualizer', 'draw_prediction',
-    'coco_ground_truth', 'label_map_ground_truth', 'draw_val_predictions',
+    'init_model', 'load_weights', 'read_image', 'build_visualizer',
+    'make_visualizer', 'config_dataset_meta', 'draw_prediction', 'coco_ground_truth', 'label_map_ground_truth', 'draw_val_predictions',
     'image_demo'
 ]
 
@@ -204,7 +204,14 @@ def build_visualizer(model: torch.nn.Module, opacity: float = 0.5):
     Returns:
         DetLocalVisualizer | SegLocalVisualizer: A new, named instance.
     """
-    scope = model.cfg.default_scope
+    return make_visualizer(model.cfg.default_scope, model.dataset_meta,
+                           opacity)
+
+
+def make_visualizer(scope: str, dataset_meta: Dict, opacity: float = 0.5):
+    """The library's local visualizer for ``scope`` ('mmdet' or 'mmseg')
+    with the given class names (and palette); see :func:`build_visualizer`.
+    """
     name = f'stvit_demo_{scope}_{time.time()}_{next(_visualizer_ids)}'
     if scope == 'mmdet':
         from mmdet.visualization import DetLocalVisualizer
@@ -212,7 +219,7 @@ def build_visualizer(model: torch.nn.Module, opacity: float = 0.5):
     else:
         from mmseg.visualization import SegLocalVisualizer
         visualizer = SegLocalVisualizer(name=name, alpha=opacity)
-    visualizer.dataset_meta = model.dataset_meta
+    visualizer.dataset_meta = dataset_meta
     return visualizer
 
 

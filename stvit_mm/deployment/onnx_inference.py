@@ -1,0 +1,144 @@
+"""Running an exported model on one image in ONNX Runtime and writing what
+it computed: what ``tools/deployment/onnx_inference.py`` does.
+
+- A segmentor (outputs ``logits`` or ``labels``): the label map, resized to
+  the original image as mmseg's ``postprocess_result`` does, drawn over the
+  image with the config's class names and palette.
+- A backbone or detector feature pyramid (any other outputs): every output
+  saved to an ``.npz`` next to the picture, and the picture shows the image
+  beside each map's mean absolute activation.
+"""
+import os
+import os.path as osp
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine.fileio import atomic_write
+from ..errors import InputError
+from .model_export import check_out_path
+from .ort_runtime import OrtModel, load_test_image
+
+__all__ = ['onnx_image_demo', 'activation_picture']
+
+
+def _segmentation(outputs, name: str, ori_shape) -> torch.Tensor:
+    """(1, 1, H, W) labels at the original size, as mmseg post-processes
+    (bilinear logits, then the arg max; nearest for labels)."""
+    out = torch.from_numpy(outputs[0])
+    if name == 'labels':
+        return F.interpolate(out.float(), size=ori_shape,
+                             mode='nearest').long()
+    logits = F.interpolate(out, size=ori_shape, mode='bilinear',
+                           align_corners=False)
+    return logits.argmax(dim=1, keepdim=True)
+
+
+def activation_picture(image: np.ndarray, maps) -> np.ndarray:
+    """The RGB image beside each (1, C, h, w) map's mean absolute activation
+    (a colour map scaled per map), each resized to the image's height.
+
+    Returns:
+        np.ndarray: (H, W_total, 3) uint8 RGB.
+    """
+    import cv2
+    height, width = image.shape[:2]
+    panels = [image]
+    for output in maps:
+        energy = np.abs(output[0]).mean(axis=0)
+        span = energy.max() - energy.min()
+        scaled = (energy - energy.min()) / (span if span > 0 else 1.)
+        heat = cv2.applyColorMap((scaled * 255).astype(np.uint8),
+                                 cv2.COLORMAP_VIRIDIS)[..., ::-1]
+        panels.append(cv2.resize(heat, (width, height),
+                                 interpolation=cv2.INTER_NEAREST))
+    return np.concatenate(panels, axis=1)
+
+
+def onnx_image_demo(config: str,
+                    onnx_path: str,
+                    image: str,
+                    out_file: str,
+                    force: bool = False,
+                    threads: Optional[int] = None,
+                    opacity: float = 0.5) -> str:
+    """Run an exported model on one image and write the result.
+
+    Args:
+        config (str): The config the model was exported from (its test
+            pipeline resizes the image; its dataset names the classes).
+        onnx_path (str): The ``.onnx`` file (from ``pytorch2onnx.py``).
+        image (str): The image file.
+        out_file (str): The picture to write (``.png``); for feature
+            outputs also ``<out_file stem>.npz``.
+        force (bool): Replace existing output files.
+        threads (int, optional): ONNX Runtime threads.
+        opacity (float): Segmentation: opacity of the label map.
+
+    Returns:
+        str: One line saying what was written.
+
+    Raises:
+        InputError: Missing or unreadable image or ONNX file, an existing
+            output (without ``force``), or a graph that does not take an
+            image.
+    """
+    import mmcv
+
+    from ..apis.config import load_config
+    from ..apis.inference import (config_dataset_meta, make_visualizer,
+                                  read_image)
+    features_file = osp.splitext(out_file)[0] + '.npz'
+    check_out_path(out_file, force)
+    session = OrtModel(onnx_path, threads)
+    is_segmentor = session.output_names[0] in ('logits', 'labels')
+    if not is_segmentor:
+        check_out_path(features_file, force)
+    cfg = load_config(config)
+    rgb = read_image(image)
+    sample = load_test_image(cfg, image)
+    batch = sample['inputs'][None].float()
+    if session.output_names[0].startswith('stage'):
+        # A backbone takes the image normalised, as the model's data
+        # preprocessor would hand it over.
+        from ..analysis.models import build_module
+        from .wrappers import Preprocess
+        pre = build_module(cfg, cfg.model.data_preprocessor)
+        batch = Preprocess(pre)(batch)
+    try:
+        outputs = session(batch)
+    except Exception as e:  # onnxruntime's own error types
+        raise InputError(f'ONNX Runtime failed on {image} with '
+                         f'{onnx_path}: {e}') from e
+    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
+    if is_segmentor:
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        labels = _segmentation(outputs, session.output_names[0],
+                               rgb.shape[:2])
+        result = SegDataSample(pred_sem_seg=PixelData(data=labels[0]))
+        visualizer = make_visualizer('mmseg', config_dataset_meta(cfg),
+                                     opacity)
+        visualizer.add_datasample(osp.basename(image), rgb, result,
+                                  draw_gt=False, out_file=out_file)
+        classes = len(labels.unique())
+        return (f'{classes} classes present; label map drawn into '
+                f'{out_file}')
+    buffer = _npz_bytes(dict(zip(session.output_names, outputs)))
+    atomic_write(buffer, features_file)
+    resized = mmcv.imresize(rgb, (batch.shape[3], batch.shape[2]))
+    picture = activation_picture(resized, outputs)
+    mmcv.imwrite(picture[..., ::-1], out_file)
+    shapes = ', '.join(f'{n} {tuple(o.shape)}'
+                       for n, o in zip(session.output_names, outputs))
+    return (f'features {shapes} saved to {features_file}; activation '
+            f'picture written to {out_file}')
+
+
+def _npz_bytes(arrays) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()

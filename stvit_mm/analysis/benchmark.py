@@ -28,11 +28,16 @@ mode (drop path as configured), fp16 / bf16 under autocast on CUDA. The
 optimizer step is left out: it is one elementwise update per parameter, and
 the two backbones have about the same parameter count. Peak memory is then
 that of forward + backward (gradients included) above weights and input; on
-the CPU it is measured by the same subprocess probe. The FLOPs column stays
-the forward's ratio (backward costs about twice the forward for both).
+the CPU it is measured by the same subprocess probe. The FLOPs column is
+then the ratio of forward + backward, measured
+(:func:`stvit_mm.utils.flops.count_training_macs` counts every backward
+operation on meta rather than assuming twice the forward). With ``plot``,
+``train`` makes the token sweep time and count training steps too.
 
 ``profile`` prints, for each backbone setting, a torch.profiler table of one
 forward (or training step) per model (:mod:`stvit_mm.analysis.profiling`).
+``runtime='onnxruntime'`` exports both backbones and times them in ONNX
+Runtime instead (:mod:`stvit_mm.analysis.onnx_runtime`).
 ``plot`` adds the token sweep (:mod:`stvit_mm.analysis.plot`),
 ``end_to_end`` the whole models (:mod:`stvit_mm.analysis.end_to_end`).
 
@@ -44,11 +49,12 @@ stages on 1000 proposals plus 3 mask heads on 100 detections, cost about
 10 s per image whatever the backbone), with batch size 1 and 3 repeats
 about 10.
 """
+from functools import partial
 from typing import List
 
 import torch
 
-from stvit_mm.utils.flops import count_macs
+from stvit_mm.utils.flops import count_macs, count_training_macs
 
 from .end_to_end import end_to_end_table
 from .options import BenchmarkSettings
@@ -60,9 +66,15 @@ from .tables import format_ratio, markdown_table
 __all__ = ['backbone_table', 'describe', 'run_benchmark']
 
 
-def _backbone_flops_ratio(models: List[torch.nn.Module], size, batch) -> str:
-    macs = [count_macs(m, (batch, 3, *size)) for m in models]
+def _backbone_flops_ratio(models: List[torch.nn.Module], size, batch,
+                          train: bool = False) -> str:
+    count = count_training_macs if train else count_macs
+    macs = [count(m, (batch, 3, *size)) for m in models]
     return format_ratio(macs[1], macs[0])
+
+
+#: The FLOPs column of a table of training steps.
+TRAIN_FLOPS_HEADER = 'FLOPs (fwd+bwd) STViT-R / Swin'
 
 
 def backbone_table(settings: BenchmarkSettings) -> str:
@@ -76,11 +88,14 @@ def backbone_table(settings: BenchmarkSettings) -> str:
         ``'custom'`` for ``backbone_configs``).
     """
     rows = []
+    flops_ratio = partial(_backbone_flops_ratio, train=settings.train)
     for key, subjects in backbone_pairs(settings):
         for setting in measure_settings(subjects, settings.sizes,
-                                        _backbone_flops_ratio, settings):
+                                        flops_ratio, settings):
             rows.append([key] + common_cells(*setting))
-    return markdown_table(['Model'] + COMMON_HEADERS, rows)
+    headers = [TRAIN_FLOPS_HEADER if settings.train and h.startswith('FLOPs')
+               else h for h in COMMON_HEADERS]
+    return markdown_table(['Model'] + headers, rows)
 
 
 def describe(settings: BenchmarkSettings) -> str:
@@ -117,14 +132,19 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
     """
     torch.set_num_threads(settings.threads)
     print(f'Setting: {describe(settings)}\n')
-    if not settings.no_backbone:
+    if settings.runtime == 'onnxruntime':
+        from .onnx_runtime import onnx_backbone_table
+        print('## Backbones in ONNX Runtime (CPU)\n')
+        print(onnx_backbone_table(settings), end='\n\n', flush=True)
+    elif not settings.no_backbone:
         print('## Backbones, training step (forward + backward)\n'
               if settings.train else '## Backbones\n')
         print(backbone_table(settings), end='\n\n', flush=True)
     if settings.plot:
         results = token_sweep(settings)
         write_plot(results, settings.plot)
-        print('## Semantic tokens per window\n')
+        print('## Semantic tokens per window, training step\n'
+              if settings.train else '## Semantic tokens per window\n')
         print(sweep_table(results))
         print(f'\nplot written to {settings.plot}\n', flush=True)
     if settings.end_to_end:

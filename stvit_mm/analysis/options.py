@@ -113,8 +113,8 @@ class BenchmarkSettings:
 
     Raises:
         ConfigError: A setting cannot be used (CUDA unavailable, a count
-            below 1, nothing to do, ``train``/``profile`` without the
-            backbone table).
+            below 1, nothing to do, ``profile`` without the backbone
+            table).
     """
     models: List[str] = dataclasses.field(default_factory=lambda: ['S', 'B'])
     sizes: List[Size] = dataclasses.field(
@@ -129,6 +129,7 @@ class BenchmarkSettings:
     warmup: int = 1
     no_memory: bool = False
     train: bool = False
+    runtime: str = 'pytorch'
     profile: Optional[int] = None
     no_backbone: bool = False
     plot: Optional[str] = None
@@ -148,8 +149,8 @@ class BenchmarkSettings:
 
     def __post_init__(self):
         if self.devices is None:
-            self.devices = ['cpu'] + (['cuda'] if torch.cuda.is_available()
-                                      else [])
+            gpu = torch.cuda.is_available() and self.runtime == 'pytorch'
+            self.devices = ['cpu'] + (['cuda'] if gpu else [])
         _check_models(self.models)
         if 'cuda' in self.devices and not torch.cuda.is_available():
             raise ConfigError(
@@ -163,6 +164,12 @@ class BenchmarkSettings:
         if self.no_backbone and not (self.plot or self.end_to_end):
             raise ConfigError('--no-backbone leaves nothing to do without '
                               '--plot or --end-to-end')
-        if self.no_backbone and (self.train or self.profile):
-            raise ConfigError('--train and --profile apply to the backbone '
-                              'table')
+        if self.runtime == 'onnxruntime' and (
+                self.train or self.profile or self.no_backbone
+                or self.devices != ['cpu']):
+            raise ConfigError(
+                '--runtime onnxruntime times the backbone table on the CPU: '
+                'leave out --train, --profile, --no-backbone and --devices '
+                'cuda')
+        if self.no_backbone and self.profile:
+            raise ConfigError('--profile applies to the backbone table')

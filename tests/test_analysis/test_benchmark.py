@@ -66,6 +66,31 @@ def test_benchmark_tiny_with_plot(swin_baselines, capsys, tmp_path,
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
 
 
+def test_benchmark_in_onnx_runtime(swin_baselines, capsys):
+    """--runtime onnxruntime: both tiny backbones exported (fixed size) and
+    timed in ONNX Runtime, each session checked against PyTorch."""
+    pytest.importorskip('onnxruntime')
+    run_benchmark(BenchmarkSettings(
+        runtime='onnxruntime', backbone_configs=swin_baselines['det'],
+        sizes=[(64, 96)], batch_sizes=[1], repeat=1, warmup=0,
+        no_memory=True))
+    out = capsys.readouterr().out
+    assert '## Backbones in ONNX Runtime (CPU)' in out
+    header, rows = table_rows(out, 'custom')
+    assert [r[1:3] for r in rows] == [['64x96', '1']]
+    for name in ('Swin (ms)', 'STViT-R (ms)', 'Time STViT-R / Swin'):
+        assert float(column(header, rows[0], name)) > 0
+    assert 0 < float(column(header, rows[0], 'FLOPs STViT-R / Swin')) < 1
+    errors = column(header, rows[0], 'ORT err (Swin, STViT-R)').split(', ')
+    assert len(errors) == 2 and all(float(e) <= 1e-4 for e in errors)
+
+
+def test_onnx_runtime_refuses_training_and_cuda():
+    from stvit_mm.errors import ConfigError
+    with pytest.raises(ConfigError, match='--runtime onnxruntime times'):
+        BenchmarkSettings(runtime='onnxruntime', train=True)
+
+
 def test_benchmark_project_configs_flops_column():
     """--models S builds the project's Swin-S / STViT-R-Swin-S pair (the
     command line, options mapped onto the settings)."""
@@ -147,7 +172,7 @@ def test_benchmark_train_runner_leaves_no_gradients():
     ['--sizes', '0x64'],
     ['--batch-sizes', '0'],
     ['--no-backbone'],
-    ['--no-backbone', '--plot', 'x.png', '--train'],
+    ['--no-backbone', '--plot', 'x.png', '--profile', '5'],
 ])
 def test_benchmark_rejects_bad_options(argv):
     """The command line: a usage error (exit status 2) before any work."""

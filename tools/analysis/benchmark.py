@@ -63,13 +63,20 @@ def parse_args(argv=None) -> BenchmarkSettings:
         help='skip the peak-memory measurement (on CPU it costs a '
         'subprocess and a forward per row and model)')
     add('--train', action='store_true',
-        help='backbone table of training steps (forward + backward of the '
-        'sum of the outputs, train mode) instead of inference')
+        help='time training steps instead of inference, in the backbone '
+        'table and the --plot sweep: forward + backward of the sum of the '
+        'outputs, train mode; the optimizer step is left out (one update '
+        'per parameter, the same for both). Peak memory and FLOPs '
+        '(forward + backward, measured) follow')
     add('--profile', type=int, metavar='ROWS',
         help='print a torch.profiler table (top ROWS by self CUDA time, '
         'self CPU time on the CPU) of each backbone setting')
     add('--no-backbone', action='store_true',
         help='skip the backbone table (with --plot or --end-to-end)')
+    add('--runtime', choices=['pytorch', 'onnxruntime'],
+        help='pytorch (default), or onnxruntime: export both backbones '
+        'with tools/deployment/pytorch2onnx.py\'s exporter and time them '
+        'in ONNX Runtime on the CPU (+1.5-2 min export per backbone)')
     add('--plot', metavar='OUT.png',
         help='also time/count s = --sample-sizes and draw time and GFLOPs '
         'against semantic tokens per window into this PNG')

@@ -19,7 +19,8 @@ from .config import REPO_ROOT
 
 __all__ = [
     'run_streamed', 'find_checkpoint', 'parse_test_metrics',
-    'cfg_options_dict', 'format_duration', 'NON_METRIC_KEYS'
+    'metrics_from_record', 'cfg_options_dict', 'format_duration',
+    'NON_METRIC_KEYS'
 ]
 
 # Keys in the test log that describe the run, not the model.
@@ -112,11 +113,7 @@ def parse_test_metrics(test_dir: str, lines: Sequence[str]) -> Dict:
                 record = json.load(f)
         except ValueError:
             continue
-        metrics = {
-            k: v
-            for k, v in record.items() if k not in NON_METRIC_KEYS
-            and isinstance(v, (int, float))
-        }
+        metrics = metrics_from_record(record)
         if metrics:
             return metrics
     for line in reversed(lines):
@@ -129,6 +126,26 @@ def parse_test_metrics(test_dir: str, lines: Sequence[str]) -> Dict:
             if metrics:
                 return metrics
     return {}
+
+
+def metrics_from_record(record) -> Dict:
+    """The metrics in a record of evaluation results (the JSON that
+    mmengine's LoggerHook dumps after testing, or the quickstart's
+    ``metrics.json``): numeric entries, timing entries removed.
+
+    Args:
+        record: The parsed JSON; anything but a dict gives no metrics.
+
+    Returns:
+        dict: Metric name to value.
+    """
+    if not isinstance(record, dict):
+        return {}
+    return {
+        k: v
+        for k, v in record.items() if k not in NON_METRIC_KEYS
+        and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def cfg_options_dict(options: Sequence[str]) -> Dict:

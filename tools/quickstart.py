@@ -1,5 +1,6 @@
 """End-to-end CPU quickstart on generated data: ``make demo`` / ``make
-demo-seg``.
+demo-seg``; with ``--compare``, the STViT-R-Swin quickstart side by side
+with its Swin twin: ``make compare`` / ``make compare-seg``.
 
 Generates the synthetic coloured-shapes set, trains the quickstart config
 with ``tools/train.py``, evaluates it with ``tools/test.py`` (both as
@@ -7,17 +8,22 @@ streamed subprocesses), draws ground truth | prediction for a few val
 images and prints a summary; see :mod:`stvit_mm.apis.quickstart`. A failed
 step is named and the exit status is 1. A non-empty ``--work-dir`` is never
 written into: the run goes to a fresh ``<work-dir>_<timestamp>``.
+``--compare`` trains both models with the same recipe, data, iterations and
+seed and prints the mini Table 5 / Table 14; see
+:mod:`stvit_mm.apis.compare`.
 
 Examples::
 
     python tools/quickstart.py det
     python tools/quickstart.py seg
+    python tools/quickstart.py det --compare
     python tools/quickstart.py det --max-iters 2 --num-train 8 --num-val 4 \\
         --data-root /tmp/shapes --work-dir /tmp/demo
 """
 import argparse
 import sys
 
+from stvit_mm.apis.compare import run_compare
 from stvit_mm.apis.quickstart import TASKS, QuickstartOptions, run_quickstart
 from stvit_mm.errors import exit_on_error
 
@@ -31,8 +37,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     add = parser.add_argument
     add('task', choices=sorted(TASKS),
         help='det: Cascade Mask R-CNN; seg: UperNet')
+    add('--compare', action='store_true',
+        help='train the quickstart config and its Swin twin (configs/'
+        'quickstart/swin_quickstart_*.py) the same way and print the mini '
+        'Table 5 / Table 14 (work dir: work_dirs/compare or '
+        'work_dirs/compare_seg)')
     add('--config', help='config (default: the quickstart config of the '
-        'task)')
+        'task; not with --compare)')
     add('--data-root', help='where the synthetic data is generated/reused '
         '(default: data/synthetic_coco or data/synthetic_ade)')
     add('--work-dir', help='output dir (default: work_dirs/demo or '
@@ -41,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--num-train', type=int)
     add('--num-val', type=int)
     add('--size', type=int, help='side of the generated images')
-    add('--seed', type=int, help='seed of the generated data')
+    add('--seed', type=int, help='seed of the generated data (with '
+        '--compare also of both trainings)')
     add('--num-vis', type=int, help='val images to draw predictions on')
     add('--score-thr', type=float,
         help='score threshold for drawn detections')
@@ -58,9 +70,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args = vars(parse_args(argv))
+    run = run_compare if args.pop('compare', False) else run_quickstart
     with exit_on_error('quickstart.py'):
-        run_quickstart(QuickstartOptions(**vars(args)))
+        run(QuickstartOptions(**args))
     return 0
 
 

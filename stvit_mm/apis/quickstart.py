@@ -40,7 +40,8 @@ from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
 
 __all__ = [
     'TASKS', 'QuickstartOptions', 'run_quickstart', 'fresh_work_dir',
-    'data_cfg_options', 'choose_threads'
+    'data_cfg_options', 'choose_threads', 'plan_run', 'run_steps',
+    'repo_path'
 ]
 
 TASKS = {
@@ -337,6 +338,44 @@ def step_vis(opts: QuickstartOptions, run: Dict) -> None:
         raise StepFailed('vis', f'{type(e).__name__}: {e}') from e
 
 
+def plan_run(opts: QuickstartOptions, threads: Optional[int] = None) -> Dict:
+    """Step ``check``, the ``--cfg-options`` both train.py and test.py get
+    (data paths, ``max_iters``, then the user's, which win), and the
+    threads (printed).
+
+    Args:
+        opts (QuickstartOptions): What to run.
+        threads (int, optional): ``OMP_NUM_THREADS`` for the steps
+            (:func:`choose_threads`; None: torch's default).
+
+    Returns:
+        dict: The run so far (see :func:`run_quickstart`).
+    """
+    run = step_check(opts)
+    run['options'] = data_cfg_options(opts.task, run['data_root'])
+    if opts.max_iters:
+        run['options'].append(f'train_cfg.max_iters={opts.max_iters}')
+    run['options'] += list(opts.cfg_options)
+    run['threads'] = threads
+    print(f'[demo] {os.cpu_count()} cores, 1-min load average '
+          f'{_load_average()}: ' +
+          (f'OMP_NUM_THREADS={threads}' if threads else
+           "torch's default thread count"),
+          flush=True)
+    return run
+
+
+def run_steps(opts: QuickstartOptions, run: Dict) -> None:
+    """Steps ``data``, ``train``, ``test`` and ``vis`` in order, timed into
+    ``run['timings']``."""
+    run['timings'] = timings = collections.OrderedDict()
+    for name, step in (('data', step_data), ('train', step_train),
+                       ('test', step_test), ('vis', step_vis)):
+        start = time.time()
+        step(opts, run)
+        timings[name] = time.time() - start
+
+
 def run_quickstart(opts: QuickstartOptions) -> Dict:
     """Run the steps in order, then print and save the summary.
 
@@ -351,25 +390,10 @@ def run_quickstart(opts: QuickstartOptions) -> Dict:
     Raises:
         StepFailed: Naming the step that failed.
     """
-    run = step_check(opts)
-    # The overrides both train.py and test.py get; the user's last.
-    run['options'] = data_cfg_options(opts.task, run['data_root'])
-    if opts.max_iters:
-        run['options'].append(f'train_cfg.max_iters={opts.max_iters}')
-    run['options'] += list(opts.cfg_options)
     # Decided before our own steps raise the load average.
-    run['threads'] = choose_threads(opts.threads)
-    print(f'[demo] {os.cpu_count()} cores, 1-min load average '
-          f'{_load_average()}: ' +
-          (f'OMP_NUM_THREADS={run["threads"]}' if run['threads'] else
-           "torch's default thread count"),
-          flush=True)
-    run['timings'] = timings = collections.OrderedDict()
-    for name, step in (('data', step_data), ('train', step_train),
-                       ('test', step_test), ('vis', step_vis)):
-        start = time.time()
-        step(opts, run)
-        timings[name] = time.time() - start
+    threads = choose_threads(opts.threads)
+    run = plan_run(opts, threads)
+    run_steps(opts, run)
     text = summary_text(opts, run)
     with open(osp.join(run['work_dir'], 'summary.txt'), 'w') as f:
         f.write(text + '\n')

@@ -19,3 +19,16 @@ quickstart_backbone = dict(
     num_heads=(1, 2, 4, 8),
     drop_path_rate=0.1,
     init_cfg=None)
+# The Swin twin's backbone (mmdet's / mmseg's SwinTransformer, the same
+# widths, depths, heads and stochastic depth; the Swin baselines' settings),
+# for the side-by-side run (configs/quickstart/swin_quickstart_*.py).
+quickstart_swin_backbone = dict(
+    quickstart_backbone,
+    type='SwinTransformer',
+    window_size=7,
+    mlp_ratio=4,
+    qkv_bias=True,
+    drop_rate=0.,
+    attn_drop_rate=0.,
+    patch_norm=True,
+    out_indices=(0, 1, 2, 3))

@@ -3,20 +3,10 @@
 # same recipe, data, schedule and (through the compare's --cfg-options) seed;
 # only the backbone differs. It is mmseg's SwinTransformer with the
 # quickstart STViT-R-Swin's widths, depths, heads and stochastic depth
-# (../_base_/quickstart.py: quickstart_backbone), window 7 and the full Swin
+# (../_base_/quickstart.py: quickstart_swin_backbone), window 7 and the full Swin
 # baseline's settings (the Swin UperNet recipe), trained from scratch like
 # its twin. Both have 32/64/128/256-channel outputs, so the heads are shared.
 _base_ = './stvit_r_swin_quickstart_ade.py'
 
 model = dict(
-    backbone=dict(
-        _base_.quickstart_backbone,
-        _delete_=True,
-        type='SwinTransformer',
-        window_size=7,
-        mlp_ratio=4,
-        qkv_bias=True,
-        drop_rate=0.,
-        attn_drop_rate=0.,
-        patch_norm=True,
-        out_indices=(0, 1, 2, 3)))
+    backbone=dict(_base_.quickstart_swin_backbone, _delete_=True))

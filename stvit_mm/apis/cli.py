@@ -1,11 +1,26 @@
-"""Command-line options shared by ``tools/train.py`` and ``tools/test.py``."""
+"""Command-line options shared by the tools (``tools/train.py``,
+``tools/test.py``, ``tools/deployment/``)."""
 import argparse
 import os
 from typing import List, Optional
 
 from mmengine.config import DictAction
 
-__all__ = ['add_common_args', 'parse_with_common_args', 'run_kwargs']
+__all__ = [
+    'add_cfg_options', 'add_common_args', 'parse_with_common_args',
+    'run_kwargs'
+]
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options`` (mmengine's ``DictAction``) to a tool's parser."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        'model.backbone.init_cfg=None or train_cfg.max_iters=100; lists as '
+        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -15,13 +30,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     Args:
         parser (argparse.ArgumentParser): The tool's own parser.
     """
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, key=value pairs such as '
-        'model.backbone.init_cfg=None or train_cfg.max_iters=100; lists as '
-        'key="[a,b]" or key=a,b, nested as key="[(a,b),(c,d)]", no spaces')
+    add_cfg_options(parser)
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],

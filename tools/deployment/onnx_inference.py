@@ -17,8 +17,7 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import DictAction
-
+from stvit_mm.apis.cli import add_cfg_options
 from stvit_mm.deployment import evaluate_segmentor_onnx, onnx_image_demo
 from stvit_mm.errors import ConfigError, exit_on_error
 
@@ -41,8 +40,7 @@ def parse_args(argv=None):
                         help='ONNX Runtime threads (default: all cores)')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the drawn label map')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

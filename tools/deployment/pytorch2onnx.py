@@ -17,8 +17,7 @@ Examples::
 import argparse
 import os.path as osp
 
-from mmengine.config import DictAction
-
+from stvit_mm.apis.cli import add_cfg_options
 from stvit_mm.deployment.model_export import (WHATS, export_config,
                                               format_report)
 from stvit_mm.errors import exit_on_error
@@ -47,8 +46,7 @@ def parse_args(argv=None):
                         'logits or labels (default: logits)')
     parser.add_argument('--force', action='store_true',
                         help='replace an existing --out')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings in the config, key=value')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 

@@ -4,7 +4,9 @@ STViT-R-Swin is timed and counted with s = 2, 3, 4 semantic tokens per
 window side (4, 9, 16 tokens per window; ``sample_window_size`` is an
 inference-time setting of the same weights) against Swin, at one input
 size, batch size and device (fp32), and drawn as time and GFLOPs against
-tokens per window with Swin as a horizontal line.
+tokens per window with Swin as a horizontal line. With ``train`` the sweep
+times training steps (forward + backward, train mode) and counts their
+forward + backward MACs, to show what the dial would cost in training.
 """
 import copy
 import os
@@ -13,7 +15,7 @@ import sys
 from typing import Dict, List
 
 from stvit_mm.errors import ConfigError
-from stvit_mm.utils.flops import count_macs
+from stvit_mm.utils.flops import count_macs, count_training_macs
 
 from .models import build_subject, make_batch
 from .options import BenchmarkSettings
@@ -31,8 +33,8 @@ def token_sweep(settings: BenchmarkSettings) -> List[Dict]:
 
     Returns:
         list[dict]: Per model size: ``model``, ``size``, ``batch``,
-        ``device``, ``tokens`` (s*s), ``times`` (s) and ``gflops`` of
-        STViT-R per s, ``swin_time`` and ``swin_gflops``.
+        ``device``, ``train``, ``tokens`` (s*s), ``times`` (s) and
+        ``gflops`` of STViT-R per s, ``swin_time`` and ``swin_gflops``.
 
     Raises:
         ConfigError: If the second backbone has no ``sample_window_size``.
@@ -53,15 +55,24 @@ def token_sweep(settings: BenchmarkSettings) -> List[Dict]:
             model = copy.deepcopy(stvit)
             model.sample_window_size = s
             models.append(model)
-        macs = [count_macs(m, (batch, 3, *size)) / 1e9 for m in models]
+        count = count_training_macs if settings.train else count_macs
+        macs = [count(m, (batch, 3, *size)) / 1e9 for m in models]
         models = on_device(models, device)
         data = make_batch('backbone', batch, size, device)
-        runners = [make_runner(m, 'backbone', data, device, 'fp32')
-                   for m in models]
-        times, _ = time_interleaved(runners, settings.warmup,
-                                    settings.repeat, synchronizer(device))
+        runners = [make_runner(m, 'backbone', data, device, 'fp32',
+                               settings.train) for m in models]
+        for m in models:
+            m.train(settings.train)  # own line: mmdet's Swin returns None
+        try:
+            times, _ = time_interleaved(runners, settings.warmup,
+                                        settings.repeat,
+                                        synchronizer(device))
+        finally:
+            for m in models:
+                m.eval()
         results.append(dict(
             model=key, size=size, batch=batch, device=device,
+            train=settings.train,
             tokens=[s * s for s in settings.sample_sizes], times=times[1:],
             gflops=macs[1:], swin_time=times[0], swin_gflops=macs[0]))
         print(f'  done: token sweep {key}', file=sys.stderr, flush=True)
@@ -113,7 +124,8 @@ def write_plot(results: List[Dict], out_file: str) -> None:
             tops[j] = max(tops[j], ref, *ys)
     r = results[0]
     setting = (f'{r["size"][0]}x{r["size"][1]}, batch {r["batch"]}, '
-               f'{r["device"]} fp32')
+               f'{r["device"]} fp32'
+               f'{", training step (fwd + bwd)" if r.get("train") else ""}')
     for ax, top, label in ((axes[0], tops[0], 'backbone time (ms)'),
                            (axes[1], tops[1], 'backbone GFLOPs (MACs)')):
         ax.set_xlabel('semantic tokens per window (s x s)')

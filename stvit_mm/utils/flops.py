@@ -7,6 +7,11 @@ as zero. Counting under the math backend makes fused and unfused attention
 the generation steps call directly at inference (for its log-sum-exp) is
 given the same formula. Counting on the meta device runs no arithmetic, so
 even Swin-B at 1280x800 takes seconds, and it follows the CPU inference path.
+
+:func:`count_training_macs` counts a training step the same way: forward and
+backward (all parameter gradients, none for the input image) in train mode,
+every backward operation measured rather than estimated as twice the
+forward.
 """
 import copy
 from typing import Sequence
@@ -51,4 +56,28 @@ def count_macs(model: torch.nn.Module, input_shape: Sequence[int],
         x = torch.randn(*input_shape)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
         model(x)
+    return fc.get_total_flops() // 2
+
+
+def count_training_macs(model: torch.nn.Module,
+                        input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of one training step's forward and backward pass
+    (gradients of every parameter that requires one; the input needs none),
+    counted on a meta-device copy in train mode. The loss is the sum of the
+    outputs; the optimizer step is not counted.
+
+    Args:
+        model (nn.Module): The model. It is not modified.
+        input_shape (Sequence[int]): Shape of its single input tensor.
+
+    Returns:
+        int: Multiply-accumulates.
+    """
+    model = copy.deepcopy(model).to('meta')
+    model.train()  # own line: mmdet's Swin.train() returns None
+    x = torch.empty(*input_shape, device='meta')
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc:
+        outs = model(x)
+        outs = outs if isinstance(outs, (tuple, list)) else [outs]
+        sum(o.sum() for o in outs).backward()
     return fc.get_total_flops() // 2

@@ -155,6 +155,29 @@ def test_benchmark_train_step_and_profile(swin_baselines, capsys,
     for name in ('Swin (ms)', 'STViT-R (ms)', 'Swin peak (MiB)',
                  'STViT-R peak (MiB)'):
         assert float(column(header, rows[0], name)) > 0
+    # Forward + backward MACs, measured on meta (at 64x64 the tiny
+    # backbones' stage 3 is one window: no saving to expect).
+    assert float(column(header, rows[0],
+                        'FLOPs (fwd+bwd) STViT-R / Swin')) > 0
+
+
+def test_benchmark_token_sweep_of_training_steps(swin_baselines, capsys,
+                                                 tmp_path, keep_threads):
+    """--train --plot: the token sweep times training steps and counts
+    their forward + backward MACs (more tokens, more MACs)."""
+    run_benchmark(BenchmarkSettings(
+        backbone_configs=swin_baselines['det'], sizes=[(64, 64)],
+        batch_sizes=[1], repeat=1, warmup=0, devices=['cpu'], train=True,
+        no_backbone=True, plot=str(tmp_path / 'train.png'),
+        sample_sizes=[2, 4], threads=1))
+    out = capsys.readouterr().out
+    assert '## Semantic tokens per window, training step' in out
+    header, rows = table_rows(out.split('training step')[-1])
+    assert [column(header, r, 'Tokens / window') for r in rows] == \
+        ['49 (all)', '4', '16']
+    gflops = [float(column(header, r, 'GFLOPs')) for r in rows[1:]]
+    assert gflops[0] < gflops[1]
+    assert (tmp_path / 'train.png').is_file()
 
 
 def test_benchmark_train_runner_leaves_no_gradients():

@@ -21,11 +21,15 @@ def exporting() -> bool:
 
 def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
               dropout_p: float = 0.) -> Tensor:
-    """``F.scaled_dot_product_attention``, or its plain math while exporting.
+    """``F.scaled_dot_product_attention``, or its plain math while exporting
+    or when the mask needs a gradient.
 
     Export decomposes the fused CPU kernel into the same math but with a
     different output memory layout, which breaks the views that the traced
-    graph took after it; the plain math has one layout throughout.
+    graph took after it; the plain math has one layout throughout. A mask
+    that needs a gradient (Swin's relative position bias, in training) keeps
+    SDPA off its fused kernels anyway, and its math fallback adds a pass
+    over the logits looking for fully masked rows that this math skips.
 
     Args:
         q (Tensor): (..., Nq, d) queries.
@@ -38,7 +42,8 @@ def attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor],
     Returns:
         Tensor: (..., Nq, d).
     """
-    if not exporting():
+    trained_mask = attn_mask is not None and attn_mask.requires_grad
+    if not exporting() and not trained_mask:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
                                               dropout_p=dropout_p)
     logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)

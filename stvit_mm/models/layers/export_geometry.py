@@ -12,8 +12,9 @@ value:
   (all zero where eager passes ``None``);
 - the recovery block always gathers a neighbourhood per window (eager picks
   dense attention for small inputs; both give the same numbers);
-- the semantic steps gather too (eager inference uses the whole-window
-  strips of :mod:`.strip_attention`, built on a private CPU kernel).
+- the semantic steps gather too (eager CPU inference and training use the
+  whole-window strips of :mod:`.strip_attention`, built on a private CPU
+  kernel).
 
 Every entry equals what :func:`~.geometry.stage_geometry` builds for the
 same size (``tests/test_deployment`` checks it).

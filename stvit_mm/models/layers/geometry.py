@@ -175,10 +175,14 @@ class StageGeometry:
             tokens (window order) plus one folded padding key, with
             ``recovery_mask`` of shape (nW, 1, 1, nW*s*s + 1), instead of
             gathering a neighbourhood per window.
+        recovery_windows (Tensor | None): (H*W, ) window of every image
+            token in raster order, when ``recovery_dense``: the dense
+            recovery attends from the image tokens themselves (no padding to
+            whole windows), each with its window's mask row.
         semantic_index (tuple[Tensor]): Per generation step, (nW, k*k)
             neighbourhood index into the image tokens (H*W = padding).
         semantic_plans (tuple[StripPlan]): Per generation step, the same
-            neighbourhoods over whole-window strips (inference path).
+            neighbourhoods over whole windows (eager CPU path).
         recovery_index (Tensor | None): (nW, k*k) neighbourhood index into the
             semantic tokens in window order (nW*s*s = padding), when the
             recovery block gathers.
@@ -192,6 +196,7 @@ class StageGeometry:
     local_mask: Optional[Tensor] = None
     global_mask: Optional[Tensor] = None
     recovery_dense: bool = False
+    recovery_windows: Optional[Tensor] = None
     semantic_index: Tuple[Tensor, ...] = ()
     semantic_plans: Tuple[StripPlan, ...] = ()
     recovery_index: Optional[Tensor] = None
@@ -263,6 +268,14 @@ def _semantic_validity(size, pads, window_size, sample_size) -> Tensor:
     return valid.reshape(nWh * nWw, sample_size * sample_size)
 
 
+def _token_windows(size, window_size, num_windows) -> Tensor:
+    """(H*W, ) index of the window each image token (raster order) lies
+    in."""
+    rows = torch.arange(size[0]) // window_size
+    cols = torch.arange(size[1]) // window_size
+    return (rows[:, None] * num_windows[1] + cols[None, :]).reshape(-1)
+
+
 def _windows_to_grid(tokens: Tensor, num_windows, sample_size) -> Tensor:
     nWh, nWw = num_windows
     grid = tokens.reshape(nWh, nWw, sample_size, sample_size)
@@ -305,8 +318,9 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
     num_semantic = semantic_grid[0] * semantic_grid[1]
     dense = (num_semantic + 1 <=
              DENSE_RECOVERY_MAX_RATIO * recovery_key_window**2)
-    recovery_index = None
+    recovery_index = recovery_windows = None
     if dense:
+        recovery_windows = _token_windows(size, window_size, num_windows)
         recovery_mask = _dense_recovery_mask(recovery, num_windows,
                                              sample_size,
                                              recovery_key_window)[:, None,
@@ -328,6 +342,7 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
             for m, k in zip(semantic_masks, semantic_key_windows)),
         recovery_mask=recovery_mask,
         recovery_dense=dense,
+        recovery_windows=recovery_windows,
         semantic_index=tuple(
             _image_index(size, padded, k, window_size)
             for k in semantic_key_windows),
@@ -375,6 +390,7 @@ def stage_geometry(size: Tuple[int, int], window_size: int, sample_size: int,
         local_mask=move(geo.local_mask),
         global_mask=move(geo.global_mask),
         recovery_dense=geo.recovery_dense,
+        recovery_windows=move(geo.recovery_windows),
         semantic_index=tuple(move(i) for i in geo.semantic_index),
         semantic_plans=tuple(p.to(device) for p in geo.semantic_plans),
         recovery_index=move(geo.recovery_index))

@@ -12,8 +12,9 @@ order-free (no position bias). Only the recovery block needs them as a grid.
 
 All blocks here are pre-norm with layer scale on both branches; the same
 norm1 is applied to queries and keys. Keys and values are projected once per
-token and then gathered (see :func:`gather_neighbourhoods`), which gives the
-released code's numbers at a fraction of its cost.
+token and then read as strips of a window map (:mod:`.strip_attention`, CPU)
+or gathered (:func:`gather_neighbourhoods`), which gives the released code's
+numbers at a fraction of its cost.
 """
 from typing import Optional
 
@@ -116,14 +117,19 @@ class TokenGenerationBlock(LayerScaledBlock):
         kv = self.attn.kv(self.norm1(image))
         fill = self.padded_kv(image)
         queries = self.norm1(semantic)
-        if strips_available(image):
+        dropout = self.training and self.attn.attn_drop_rate
+        if strips_available(image) and not dropout:
             plan = geo.semantic_plans[step]
             kv_map = window_kv_map(kv, fill, geo.num_windows,
-                                   self.window_size, plan.border,
-                                   self.attn.num_heads)
-            attended = self.attn.project_out(strip_attention(
-                self.attn.project_q(queries), kv_map, plan, geo.num_windows))
+                                   self.window_size, plan)
+            attended = strip_attention(self.attn.project_q(queries), kv_map,
+                                       plan, geo.num_windows)
+            B, nW, _, N, _ = attended.shape
+            attended = self.attn.project_out(
+                attended.transpose(2, 3).reshape(B, nW, N, -1))
         else:
+            # Graph capture, CUDA and attention dropout (the fused kernel
+            # has it) gather the neighbourhoods.
             keys, values = gather_neighbourhoods(
                 kv.flatten(1, 2), fill, geo.semantic_index[step],
                 self.attn.num_heads)
@@ -190,12 +196,17 @@ class RecoveryBlock(LayerScaledBlock):
         B, H, W, C = image.shape
         w = self.window_size
         if geo.recovery_dense:
+            # Each image token is a query with its window's mask row: no
+            # padded queries, and one set of keys for all of them.
             keys, values = self.dense_kv(semantic)
-        else:
-            keys, values = gather_neighbourhoods(
-                self.attn.kv(self.norm1(semantic.flatten(1, 2))),
-                self.padded_kv(semantic), geo.recovery_index,
-                self.attn.num_heads)
+            mask = geo.recovery_mask.flatten(1).index_select(
+                0, geo.recovery_windows)
+            attended = self.attn(self.norm1(image).reshape(B, 1, H * W, C),
+                                 keys, values, mask[None, None])
+            return self.residual(image, attended.reshape(B, H, W, C))
+        keys, values = gather_neighbourhoods(
+            self.attn.kv(self.norm1(semantic.flatten(1, 2))),
+            self.padded_kv(semantic), geo.recovery_index, self.attn.num_heads)
         padded = F.pad(image, (0, 0, 0, pad_to(W, w), 0, pad_to(H, w)))
         queries = partition_windows(self.norm1(padded), w)
         attended = self.attn(queries, keys, values, geo.recovery_mask)

@@ -65,7 +65,29 @@ class ConvStem(BaseModule):
         # channels_last convs run about twice as fast on CPU (same numbers),
         # and their output is then already a contiguous (B, H, W, C) map.
         x = x.contiguous(memory_format=torch.channels_last)
-        return self.convs(x).permute(0, 2, 3, 1)
+        for layer in self.convs:
+            x = _conv_norm_act(layer, x)
+        return x.permute(0, 2, 3, 1)
+
+
+def _conv_norm_act(layer: ConvModule, x: Tensor) -> Tensor:
+    """``layer(x)``; with a norm using running statistics (eval mode), the
+    norm is folded into the conv's weight and bias first: the same affine
+    map, without a pass over the (large, early) feature map."""
+    norm = layer.norm if layer.with_norm else None
+    foldable = (not layer.training and norm is not None
+                and layer.order == ('conv', 'norm', 'act')
+                and getattr(norm, 'running_var', None) is not None)
+    if not foldable:
+        return layer(x)
+    conv = layer.conv
+    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    x = F.conv2d(x, conv.weight * scale.reshape(-1, 1, 1, 1), bias,
+                 conv.stride, conv.padding, conv.dilation, conv.groups)
+    return layer.activate(x) if layer.with_activation else x
 
 
 @lru_cache(maxsize=8)

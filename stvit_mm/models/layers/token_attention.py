@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import build_dropout
+from mmcv.cnn.bricks.drop import DropPath, build_dropout
 from mmcv.cnn.bricks.scale import LayerScale
 from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
@@ -49,10 +49,12 @@ class TokenAttention(BaseModule):
     @staticmethod
     def batch_mask(mask: Optional[Tensor], batch: int,
                    dtype: torch.dtype) -> Optional[Tensor]:
-        """Repeat a per-group (G, 1, 1, N) mask for (B*G) attention rows."""
+        """A per-group (G, 1, Nq or 1, Nk) mask for (B*G) attention rows:
+        repeated per sample, or broadcast when one group serves all."""
         if mask is None:
             return None
-        return mask.to(dtype).repeat(batch, 1, 1, 1)
+        mask = mask.to(dtype)
+        return mask if mask.shape[0] == 1 else mask.repeat(batch, 1, 1, 1)
 
     def forward(self, queries: Tensor, keys: Tensor, values: Tensor,
                 mask: Optional[Tensor] = None) -> Tensor:
@@ -60,10 +62,10 @@ class TokenAttention(BaseModule):
         Args:
             queries (Tensor): (B, G, Nq, C) normed query tokens, G groups
                 (windows) attended independently.
-            keys (Tensor): (B, G, heads, Nk, C // heads), or
-                (B, 1, heads, Nk, C // heads) when all groups share them.
+            keys (Tensor): (B, G, heads, Nk, C // heads).
             values (Tensor): Same shape as keys.
-            mask (Tensor, optional): Additive (G, 1, 1, Nk) key mask.
+            mask (Tensor, optional): Additive (G, 1, 1, Nk) key mask, or
+                (1, 1, Nq, Nk) per query when G is 1.
 
         Returns:
             Tensor: (B, G, Nq, C).
@@ -73,20 +75,10 @@ class TokenAttention(BaseModule):
         dropout = self.attn_drop_rate if self.training else 0.
         if exporting():
             # Plain 5-D math: the (G, 1, 1, Nk) mask broadcasts over the
-            # batch, and no branch on the symbolic sizes (the captured
-            # geometry never shares keys between windows).
+            # batch, and no branch on the symbolic sizes.
             out = attention(q, keys, values,
                             None if mask is None else cast(mask, q.dtype),
                             dropout)
-        elif keys.shape[1] == 1 and G > 1:
-            # Shared keys: broadcast (stride 0) per sample, never copied.
-            out = torch.stack([
-                F.scaled_dot_product_attention(
-                    q[b], keys[b].expand(G, -1, -1, -1),
-                    values[b].expand(G, -1, -1, -1),
-                    attn_mask=None if mask is None else mask.to(q.dtype),
-                    dropout_p=dropout) for b in range(B)
-            ])
         else:
             # 4-D (B*G, heads, N, d) operands: the fused CPU kernel takes no
             # more.
@@ -94,7 +86,7 @@ class TokenAttention(BaseModule):
                 q.flatten(0, 1), keys.flatten(0, 1), values.flatten(0, 1),
                 attn_mask=self.batch_mask(mask, B, q.dtype),
                 dropout_p=dropout).reshape(B, G, self.num_heads, N, -1)
-        return self.project_out(out)
+        return self.project_out(out.transpose(2, 3).reshape(B, G, N, C))
 
     def project_q(self, queries: Tensor) -> Tensor:
         """(B, G, N, C) -> (B, G, heads, N, C // heads) queries."""
@@ -103,9 +95,8 @@ class TokenAttention(BaseModule):
                                        -1).transpose(2, 3)
 
     def project_out(self, out: Tensor) -> Tensor:
-        """(B, G, heads, N, d) attention output -> (B, G, N, C)."""
-        B, G, _, N, _ = out.shape
-        out = out.transpose(2, 3).reshape(B, G, N, -1)
+        """(B, G, N, C) attention output, heads concatenated -> output
+        projection."""
         return self.proj_drop(self.proj(out))
 
 
@@ -152,5 +143,30 @@ class LayerScaledBlock(BaseModule):
         return self.attn.kv(self.norm1(like.new_zeros(1, like.shape[-1])))[0]
 
     def residual(self, shortcut: Tensor, attended: Tensor) -> Tensor:
-        x = shortcut + self.drop_path(self.gamma1(attended))
-        return self.ffn(self.norm2(x), identity=x)
+        """``x = shortcut + drop_path(gamma1(attended))``, then
+        ``x + ffn's drop_path(gamma2(mlp(norm2(x))))``: what mmcv's
+        LayerScale, DropPath and FFN compute, each residual as one
+        multiply-add."""
+        x = _scaled_residual(shortcut, attended, self.gamma1, self.drop_path)
+        return _scaled_residual(x, self.ffn.layers(self.norm2(x)),
+                                self.ffn.gamma2, self.ffn.dropout_layer)
+
+
+def _scaled_residual(shortcut: Tensor, branch: Tensor, scale: nn.Module,
+                     drop: DropPath) -> Tensor:
+    """``shortcut + drop(scale(branch))`` with the layer scale and the
+    per-sample stochastic-depth factor (0 or 1 / keep probability, drawn as
+    mmcv's ``drop_path`` draws it) folded into one small factor: one pass
+    over the tokens instead of three or four, each of which is a parallel
+    operation that waits for the second core when the cores are shared."""
+    # FFN's gamma2 is an Identity when layer scale is off (init value 0).
+    factor = scale.weight if isinstance(scale, LayerScale) else None
+    if drop.training and drop.drop_prob > 0:
+        keep = 1 - drop.drop_prob
+        shape = (branch.shape[0], ) + (1, ) * (branch.dim() - 1)
+        sample = (keep + torch.rand(shape, dtype=branch.dtype,
+                                    device=branch.device)).floor_() / keep
+        factor = sample if factor is None else sample * factor
+    if factor is None:
+        return shortcut + branch
+    return torch.addcmul(shortcut, branch, factor)

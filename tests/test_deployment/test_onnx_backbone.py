@@ -8,7 +8,8 @@ and COCO-like sizes, and with the released code's stored outputs.
 ``pad_mask`` and s change the sparsified stage (stage 3) only, so the other
 settings are checked by exporting that stage alone (also dynamic), at the
 feature-map sizes those images give it, for ('official', 2) and
-('exact', 4): both modes, every s. A stage takes half the export time of the
+('exact', 4): both modes, every s, and the recovery both dense (what the
+example size picks) and gathered. A stage takes half the export time of the
 whole backbone (30-45 s on two cores), which keeps this file near 90 s. The
 export path's parts (geometry from tensor ops, binned max pooling,
 attention math) are also checked against the eager ones directly, for every
@@ -34,8 +35,9 @@ TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8),
 #: stage 4 1x1), a single pixel, a thin strip and COCO-like sizes.
 SIZES = [(1, 3, 20, 20), (2, 3, 97, 61), (1, 3, 1, 1), (1, 3, 7, 300),
          (3, 3, 150, 229), (1, 3, 512, 672), (1, 3, 800, 1216)]
-#: Stage-3 settings checked through a stage-only export.
-STAGE_SETTINGS = [('official', 2), ('exact', 4)]
+#: Stage-3 settings checked through a stage-only export, with the recovery
+#: form the export picks (dense for the example size) or forced to gather.
+STAGE_SETTINGS = [('official', 2, 'dense'), ('exact', 4, 'gathered')]
 
 
 @pytest.fixture(scope='module')
@@ -96,10 +98,13 @@ def test_onnx_runtime_reproduces_the_released_outputs(backbone_onnx,
             assert relative_error(torch.from_numpy(out), expected) < 1e-4
 
 
-@pytest.mark.parametrize('pad_mask,s', STAGE_SETTINGS)
+@pytest.mark.parametrize('pad_mask,s,recovery', STAGE_SETTINGS)
 def test_sparsified_stage_exports_for_every_setting(weights, tmp_path,
-                                                    pad_mask, s):
+                                                    monkeypatch, pad_mask, s,
+                                                    recovery):
     stage = build(weights, pad_mask, s).stages[2]
+    if recovery == 'gathered':
+        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)
     _clear_caches()
     path = export_module(stage, str(tmp_path / 'stage.onnx'),
                          torch.randn(2, 17, 23, 64),
@@ -117,10 +122,13 @@ def test_sparsified_stage_exports_for_every_setting(weights, tmp_path,
 # ---------------------------------------------------------------------------
 # The export path's parts against the eager ones (no ONNX, fast)
 # ---------------------------------------------------------------------------
+@pytest.mark.parametrize('recovery', ['gathered', 'dense'])
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
 @pytest.mark.parametrize('s', [1, 2, 3, 4, 7])
-def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s):
-    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)  # gather
+def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s,
+                                               recovery):
+    ratio = 0. if recovery == 'gathered' else 1e9
+    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
     cpu = torch.device('cpu')
     for H, W in [(1, 1), (2, 9), (7, 7), (8, 13), (14, 22), (20, 41),
                  (50, 76)]:
@@ -130,15 +138,18 @@ def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s):
                                        pad_mask, cpu)
         assert traced.pads == cached.pads
         assert traced.num_windows == cached.num_windows
-        assert not traced.recovery_dense and not traced.semantic_plans
+        assert not traced.semantic_plans
+        assert traced.recovery_dense == cached.recovery_dense == (
+            recovery == 'dense')
         pairs = list(zip(traced.semantic_index, cached.semantic_index)) + [
-            (traced.recovery_index, cached.recovery_index)]
+            (traced.recovery_index, cached.recovery_index),
+            (traced.recovery_windows, cached.recovery_windows)]
         masks = list(zip(traced.semantic_masks, cached.semantic_masks)) + [
             (traced.recovery_mask, cached.recovery_mask),
             (traced.local_mask, cached.local_mask),
             (traced.global_mask, cached.global_mask)]
         for new, old in pairs:
-            assert torch.equal(new, old), (H, W)
+            assert (new is old is None) or torch.equal(new, old), (H, W)
         for new, old in masks:
             if old is None:  # eager: every key takes part
                 assert new is None or not new.any(), (H, W)

@@ -10,20 +10,22 @@ value:
 
 - the key masks of the generation and recovery steps are always tensors
   (all zero where eager passes ``None``);
-- the recovery block always gathers a neighbourhood per window (eager picks
-  dense attention for small inputs; both give the same numbers);
-- the semantic steps gather too (eager CPU inference and training use the
-  whole-window strips of :mod:`.strip_attention`, built on a private CPU
-  kernel).
+- the recovery block attends densely or gathers a neighbourhood per window
+  as eager does for the *example* input's size (both forms give the same
+  numbers at every size; the choice only sets which is cheaper);
+- the semantic steps take :mod:`.window_offsets`' plain ops (eager CPU
+  inference and training use the whole-window strips of
+  :mod:`.strip_attention`, built on a private CPU kernel).
 
 Every entry equals what :func:`~.geometry.stage_geometry` builds for the
 same size (``tests/test_deployment`` checks it).
 """
 import torch
 from torch import Tensor
+from torch.fx.experimental.symbolic_shapes import optimization_hint
 
 from .geometry import (StageGeometry, adaptive_pool_bounds,
-                       neighbourhood_padding)
+                       neighbourhood_padding, prefers_dense_recovery)
 
 
 def _positions(num_windows, stride: int, key_window: int, device) -> Tensor:
@@ -70,16 +72,74 @@ def _semantic_valid(pos: Tensor, size, window_size: int, sample_size: int,
     return (pos >= 0) & (first < size)
 
 
+def _dense_recovery(pos_r: Tensor, pos_c: Tensor, grid, pads, no_pad,
+                    valid, sample_size: int, key_window: int,
+                    device) -> Tensor:
+    """Additive (nW, 1, 1, N + 1) mask of the dense recovery: each window's
+    neighbourhood as a row over all N semantic tokens (window order) plus
+    one folded padding key, as :func:`~.geometry._dense_recovery_mask`.
+
+    Args:
+        pos_r, pos_c (Tensor): (nWh, k), (nWw, k) neighbourhood positions.
+        grid (tuple): Semantic grid (nWh * s, nWw * s).
+        pads (tuple): The image tokens' pads (official mode).
+        no_pad (tuple[Tensor] | None): Whether each pad is 0 (official
+            mode), None in exact mode.
+        valid (tuple[Tensor] | None): Per-axis validity of the grid's rows
+            and columns (exact mode), None in official mode.
+        sample_size (int): s.
+        key_window (int): k, in semantic tokens.
+        device (torch.device): Where the mask lives.
+    """
+    rows = torch.arange(grid[0], device=device)
+    cols = torch.arange(grid[1], device=device)
+    near_r = (rows >= pos_r[:, :1]) & (rows <= pos_r[:, -1:])
+    near_c = (cols >= pos_c[:, :1]) & (cols <= pos_c[:, -1:])
+    # (nWh, nWw, grid rows, grid columns)
+    near = near_r[:, None, :, None] & near_c[None, :, None, :]
+    if no_pad is not None:
+        masked = (((rows >= grid[0] - pads[0]) | no_pad[0])[:, None]
+                  & ((cols >= grid[1] - pads[1]) | no_pad[1])[None, :])
+        attend = near & ~masked
+        # The released -1000 on every key: all keys, padding included.
+        blind = ~attend.flatten(2).any(dim=2)
+        attend = attend | (near & blind[:, :, None, None])
+        outside = (key_window * key_window -
+                   near_r.sum(1)[:, None] * near_c.sum(1)[None, :])
+        padded = torch.where(blind, outside, 0)
+    else:
+        attend = near & (valid[0][:, None] & valid[1][None, :])
+        padded = torch.zeros(near.shape[:2], dtype=torch.long, device=device)
+    nWh, nWw = near.shape[:2]
+    s = sample_size
+    attend = attend.reshape(nWh * nWw, nWh, s, nWw, s).permute(
+        0, 1, 3, 2, 4).reshape(nWh * nWw, -1)
+    folded = torch.where(padded > 0, padded.clamp(min=1).float().log(),
+                         -torch.inf)
+    return torch.cat([
+        torch.where(attend, 0., -torch.inf),
+        folded.reshape(-1, 1)
+    ], 1)[:, None, None]
+
+
+def _token_windows(H, W, window_size: int, num_windows, device) -> Tensor:
+    """(H*W, ) window of every image token in raster order."""
+    rows = torch.arange(H, device=device) // window_size
+    cols = torch.arange(W, device=device) // window_size
+    return (rows[:, None] * num_windows[1] + cols[None, :]).reshape(-1)
+
+
 def traced_stage_geometry(size, window_size: int, sample_size: int,
                           semantic_key_windows, recovery_key_window: int,
                           pad_mask: str, device) -> StageGeometry:
     """Build the sparsified stage's geometry from tensor ops of ``size``.
 
     Same arguments and meaning as :func:`~.geometry.stage_geometry`, but
-    ``size`` may hold symbolic ints, nothing is cached, and the result
-    always gathers (``recovery_dense=False``, no strip plans) with tensor
-    masks throughout (``local_mask``/``global_mask`` stay None in
-    ``'official'`` mode, where the released code masks no semantic token).
+    ``size`` may hold symbolic ints, nothing is cached, there are no strip
+    plans, and every mask is a tensor (``local_mask``/``global_mask`` stay
+    None in ``'official'`` mode, where the released code masks no semantic
+    token). Whether the recovery attends densely follows the example size
+    (the symbolic size's hint), without a guard on it.
 
     Args:
         size (tuple[int, int]): Image-token grid (H, W), ints or SymInts.
@@ -121,6 +181,30 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
 
     pos_r = _positions(nWh, s, recovery_key_window, device)
     pos_c = _positions(nWw, s, recovery_key_window, device)
+    local_mask = global_mask = valid_axes = None
+    if pad_mask == 'exact':
+        token = torch.arange(s, device=device)
+        valid_axes = tuple(
+            _semantic_valid(torch.arange(n, device=device)[:, None] * s +
+                            token, length, w, s, device).reshape(-1)
+            for n, length in ((nWh, H), (nWw, W)))
+        valid = _outer(valid_axes[0].reshape(nWh, s),
+                       valid_axes[1].reshape(nWw, s))
+        local_mask = _additive(valid)
+        global_mask = _additive(valid.reshape(1, -1))
+    if prefers_dense_recovery(optimization_hint(num_semantic, fallback=0),
+                              recovery_key_window):
+        return StageGeometry(
+            size=(H, W), sample_window_size=s, pads=pads,
+            num_windows=(nWh, nWw), semantic_masks=tuple(semantic_masks),
+            recovery_mask=_dense_recovery(
+                pos_r, pos_c, grid, pads,
+                no_pad if pad_mask == 'official' else None, valid_axes, s,
+                recovery_key_window, device),
+            local_mask=local_mask, global_mask=global_mask,
+            recovery_dense=True,
+            recovery_windows=_token_windows(H, W, w, (nWh, nWw), device),
+            semantic_index=tuple(semantic_index))
     inside = _outer((pos_r >= 0) & (pos_r < grid[0]),
                     (pos_c >= 0) & (pos_c < grid[1]))
     # Semantic tokens are stored in window order: (window, row, column).
@@ -129,7 +213,6 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
         _outer((pos_r // s) * (nWw * s * s) + pos_r.remainder(s) * s,
                (pos_c // s) * (s * s) + pos_c.remainder(s), torch.add),
         num_semantic)
-    local_mask = global_mask = None
     if pad_mask == 'official':
         recovery = _attend_official(pos_r, pos_c, inside, grid, pads,
                                     no_pad)
@@ -137,14 +220,6 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
         recovery = inside & _outer(
             _semantic_valid(pos_r, H, w, s, device),
             _semantic_valid(pos_c, W, w, s, device))
-        token = torch.arange(s, device=device)
-        valid = _outer(
-            _semantic_valid(torch.arange(nWh, device=device)[:, None] * s +
-                            token, H, w, s, device),
-            _semantic_valid(torch.arange(nWw, device=device)[:, None] * s +
-                            token, W, w, s, device))
-        local_mask = _additive(valid)
-        global_mask = _additive(valid.reshape(1, -1))
     return StageGeometry(
         size=(H, W),
         sample_window_size=s,

@@ -215,6 +215,14 @@ def _as_attn_mask(may_attend: Tensor) -> Optional[Tensor]:
 DENSE_RECOVERY_MAX_RATIO = 1.25
 
 
+def prefers_dense_recovery(num_semantic: int, key_window: int) -> bool:
+    """Whether the recovery block should attend to all ``num_semantic``
+    semantic tokens (plus the folded padding key) rather than gather a
+    ``key_window`` square neighbourhood per window: the same numbers, and
+    less work when the neighbourhood covers most of the grid."""
+    return num_semantic + 1 <= DENSE_RECOVERY_MAX_RATIO * key_window**2
+
+
 def _dense_recovery_mask(may_attend: Tensor, num_windows, sample_size,
                          key_window) -> Tensor:
     """Turn per-window neighbourhood masks into a mask over all semantic
@@ -316,8 +324,7 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
         recovery = _exact_key_mask(valid_grid, recovery_key_window,
                                    sample_size)
     num_semantic = semantic_grid[0] * semantic_grid[1]
-    dense = (num_semantic + 1 <=
-             DENSE_RECOVERY_MAX_RATIO * recovery_key_window**2)
+    dense = prefers_dense_recovery(num_semantic, recovery_key_window)
     recovery_index = recovery_windows = None
     if dense:
         recovery_windows = _token_windows(size, window_size, num_windows)

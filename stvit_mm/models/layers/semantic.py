@@ -16,6 +16,7 @@ token and then read as strips of a window map (:mod:`.strip_attention`, CPU)
 or gathered (:func:`gather_neighbourhoods`), which gives the released code's
 numbers at a fraction of its cost.
 """
+import math
 from typing import Optional
 
 import torch
@@ -28,6 +29,7 @@ from .geometry import (StageGeometry, adaptive_pool_bounds,
 from .strip_attention import strip_attention, strips_available, window_kv_map
 from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock
+from .window_offsets import attend_by_window_offsets
 
 
 def max_pool_windows(x: Tensor, window_size: int, sample_size: int,
@@ -114,27 +116,36 @@ class TokenGenerationBlock(LayerScaledBlock):
             semantic = max_pool_windows(image, self.window_size,
                                         geo.sample_window_size,
                                         self.pool_pad_value)
-        kv = self.attn.kv(self.norm1(image))
+        normed = self.norm1(image)
         fill = self.padded_kv(image)
         queries = self.norm1(semantic)
         dropout = self.training and self.attn.attn_drop_rate
         if strips_available(image) and not dropout:
             plan = geo.semantic_plans[step]
-            kv_map = window_kv_map(kv, fill, geo.num_windows,
-                                   self.window_size, plan)
-            attended = strip_attention(self.attn.project_q(queries), kv_map,
+            kv_map = window_kv_map(self.attn.kv(normed), fill,
+                                   geo.num_windows, self.window_size, plan)
+            per_head = strip_attention(self.attn.project_q(queries), kv_map,
                                        plan, geo.num_windows)
-            B, nW, _, N, _ = attended.shape
-            attended = self.attn.project_out(
-                attended.transpose(2, 3).reshape(B, nW, N, -1))
+        elif exporting():
+            # Plain ops that copy no keys or values per window.
+            mask = geo.semantic_masks[step]
+            padded = self.norm1(normed.new_zeros(normed.shape[-1]))
+            per_head = attend_by_window_offsets(
+                self.attn.project_q(queries), normed - padded,
+                self.attn.kv.weight, fill, mask, geo.num_windows,
+                self.window_size, math.isqrt(mask.shape[-1]))
         else:
-            # Graph capture, CUDA and attention dropout (the fused kernel
-            # has it) gather the neighbourhoods.
+            # CUDA and attention dropout (the fused kernel has it) gather
+            # the neighbourhoods.
             keys, values = gather_neighbourhoods(
-                kv.flatten(1, 2), fill, geo.semantic_index[step],
-                self.attn.num_heads)
+                self.attn.kv(normed).flatten(1, 2), fill,
+                geo.semantic_index[step], self.attn.num_heads)
             attended = self.attn(queries, keys, values,
                                  geo.semantic_masks[step])
+            return self.residual(semantic, attended)
+        B, nW, _, N, _ = per_head.shape
+        attended = self.attn.project_out(
+            per_head.transpose(2, 3).reshape(B, nW, N, -1))
         return self.residual(semantic, attended)
 
 

@@ -348,16 +348,21 @@ def _outputs_and_gradients(model, img):
 def test_training_gradients_match_the_gathered_reference(
         monkeypatch, pad_mask, shape, recovery):
     """The training path (generation steps from whole-window strips with a
-    key-side backward, recovery densely from the image tokens) against the
-    straightforward one that graph capture uses (neighbourhoods gathered per
-    window, plain attention math, recovery gathered from padded windows):
-    same outputs, same gradients for the input and every parameter. In
-    float64, so that only a difference in the math can show."""
-    from stvit_mm.models.layers import geometry, swin
-    if recovery == 'gathered':
-        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)
-    geometry._stage_geometry_cpu.cache_clear()
-    geometry.stage_geometry.cache_clear()
+    key-side backward, recovery densely from the image tokens, or gathered)
+    against the straightforward one (neighbourhoods gathered per window and
+    attended by PyTorch's own autograd, recovery gathered from padded
+    windows): same outputs, same gradients for the input and every
+    parameter. In float64, so that only a difference in the math can
+    show."""
+    from stvit_mm.models.layers import geometry, semantic
+
+    def use_recovery_ratio(ratio):
+        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
+        geometry._stage_geometry_cpu.cache_clear()
+        geometry.stage_geometry.cache_clear()
+
+    default_ratio = geometry.DENSE_RECOVERY_MAX_RATIO
+    use_recovery_ratio(default_ratio if recovery == 'dense' else 0.)
     torch.manual_seed(0)
     model = STViTRSwin(**TINY, pad_mask=pad_mask, drop_path_rate=0.)
     model.init_weights()
@@ -365,13 +370,16 @@ def test_training_gradients_match_the_gathered_reference(
     model.double().train()
     img = torch.randn(*shape, dtype=torch.float64,
                       generator=torch.Generator().manual_seed(0))
+    if recovery == 'dense':
+        assert geometry.stage_geometry(
+            (-(-shape[2] // 16), -(-shape[3] // 16)), 7, 3, (14, 21), 27,
+            pad_mask, torch.device('cpu')).recovery_dense
     outs, grads = _outputs_and_gradients(model, img)
-    monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: True)
+    # The reference: gathered neighbourhoods and a gathered recovery.
+    monkeypatch.setattr(semantic, 'strips_available', lambda x: False)
+    use_recovery_ratio(0.)
     ref_outs, ref_grads = _outputs_and_gradients(model, img)
-    monkeypatch.undo()
-    geometry._stage_geometry_cpu.cache_clear()
-    geometry.stage_geometry.cache_clear()
-    swin.relative_position_index.cache_clear()
+    use_recovery_ratio(default_ratio)
     for out, ref in zip(outs, ref_outs):
         assert rel_err(out, ref) < 1e-6
     assert grads.keys() == ref_grads.keys()

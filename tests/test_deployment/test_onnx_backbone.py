@@ -188,3 +188,38 @@ def test_export_path_computes_what_eager_does(monkeypatch, weights,
     for outs, refs in zip(traced, eager):
         for out, ref in zip(outs, refs):
             assert relative_error(out, ref) < 1e-5
+
+
+@pytest.mark.parametrize('pad_mask', ['official', 'exact'])
+def test_window_offsets_equal_gathered_neighbourhoods(pad_mask):
+    """The exported generation steps' attention (queries moved per window
+    offset over one key/value map) against gathering each neighbourhood,
+    in float64, for neighbourhoods of 2x2 and 3x3 windows and one that is
+    not a whole number of windows (10)."""
+    from stvit_mm.models.layers.capture import attention
+    from stvit_mm.models.layers.geometry import gather_neighbourhoods
+    from stvit_mm.models.layers.window_offsets import \
+        attend_by_window_offsets
+    gen = torch.Generator().manual_seed(0)
+    B, heads, d, windows = 2, 4, 8, (14, 21, 10)
+    C = heads * d
+    project = torch.nn.Linear(C, 2 * C).double()
+    for H, W in [(1, 1), (3, 40), (13, 9), (14, 14), (50, 76)]:
+        geo = geometry._stage_geometry_cpu.__wrapped__(
+            (H, W), 7, 3, windows, 27, pad_mask)
+        padded = torch.randn(C, dtype=torch.float64, generator=gen)
+        normed = torch.randn(B, H, W, C, dtype=torch.float64, generator=gen)
+        q = torch.randn(B, geo.num_windows[0] * geo.num_windows[1], heads, 9,
+                        d, dtype=torch.float64, generator=gen)
+        kv, fill = project(normed), project(padded)
+        for step, k in enumerate(windows):
+            mask = geo.semantic_masks[step]
+            mask = (torch.zeros(q.shape[1], 1, 1, k * k) if mask is None else
+                    mask).double()
+            keys, values = gather_neighbourhoods(
+                kv.flatten(1, 2), fill, geo.semantic_index[step], heads)
+            expected = attention(q, keys, values, mask[None])
+            actual = attend_by_window_offsets(q, normed - padded,
+                                              project.weight, fill, mask,
+                                              geo.num_windows, 7, k)
+            assert relative_error(actual, expected) < 1e-12, (H, W, k)

@@ -22,7 +22,7 @@ Scene design (chosen so that a small model learns it on a CPU in minutes):
 A scene is a pure function of its random generator: the order of the draws
 below is part of the data format (changing it changes every file).
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -197,13 +197,17 @@ def _placement_ok(full_masks: Sequence[np.ndarray]) -> bool:
     return True
 
 
-def generate_scene(rng: np.random.Generator, size: int) -> Scene:
+def generate_scene(rng: np.random.Generator, size: int,
+                   label: Optional[int] = None) -> Scene:
     """Draw one image of 1-4 overlapping coloured shapes.
 
     Args:
         rng (np.random.Generator): Source of randomness; the scene is a pure
             function of its state.
         size (int): Image side in pixels.
+        label (int, optional): Draw exactly one shape, of this class, in the
+            hue of a random class (so that telling the classes apart takes
+            the shape, not the colour): a classification image.
 
     Returns:
         tuple: ``(image, labels, full_masks)``: a uint8 BGR image of shape
@@ -212,9 +216,12 @@ def generate_scene(rng: np.random.Generator, size: int) -> Scene:
     """
     image = _background(rng, size)
     labels, masks = [], []
-    for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
+    wanted = label
+    count = 1 if wanted is not None else rng.integers(1, MAX_OBJECTS + 1)
+    for _ in range(count):
         for _ in range(PLACEMENT_ATTEMPTS):
-            label = int(rng.integers(len(SHAPE_CLASSES)))
+            label = (int(rng.integers(len(SHAPE_CLASSES))) if wanted is None
+                     else wanted)
             radius = rng.uniform(MIN_RADIUS_FRACTION,
                                  MAX_RADIUS_FRACTION) * size
             cx, cy = rng.uniform(radius, size - radius, 2)
@@ -225,7 +232,8 @@ def generate_scene(rng: np.random.Generator, size: int) -> Scene:
                 break
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     for label, mask in zip(labels, masks):
-        colour = _object_colour(rng, label)
+        colour = _object_colour(rng, label if wanted is None else int(
+            rng.integers(len(SHAPE_CLASSES))))
         # A gentle brightness ramp across the object so it is not flat.
         gx, gy = rng.uniform(-40, 40, 2)
         shade = (gx * xx + gy * yy)[..., None]

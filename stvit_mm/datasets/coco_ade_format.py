@@ -31,7 +31,7 @@ Two on-disk layouts describe the *same* scenes:
   a dataset's classes be renamed to a subset of its built-in ones.
 
 * ``'imagenet'``: classification in the ImageNet layout, one shape per image
-  (image ``i`` shows class ``i % 4``, in a random class's hue)::
+  (image ``i`` shows class ``i % 4``)::
 
       <root>/{train,val}/<class>/000000.jpg
       <root>/meta/{train,val}.txt      # "<class>/000000.jpg <label>"

@@ -205,9 +205,8 @@ def generate_scene(rng: np.random.Generator, size: int,
         rng (np.random.Generator): Source of randomness; the scene is a pure
             function of its state.
         size (int): Image side in pixels.
-        label (int, optional): Draw exactly one shape, of this class, in the
-            hue of a random class (so that telling the classes apart takes
-            the shape, not the colour): a classification image.
+        label (int, optional): Draw exactly one shape, of this class: a
+            classification image.
 
     Returns:
         tuple: ``(image, labels, full_masks)``: a uint8 BGR image of shape
@@ -232,8 +231,7 @@ def generate_scene(rng: np.random.Generator, size: int,
                 break
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     for label, mask in zip(labels, masks):
-        colour = _object_colour(rng, label if wanted is None else int(
-            rng.integers(len(SHAPE_CLASSES))))
+        colour = _object_colour(rng, label)
         # A gentle brightness ramp across the object so it is not flat.
         gx, gy = rng.uniform(-40, 40, 2)
         shade = (gx * xx + gy * yy)[..., None]

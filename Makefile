@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stvit_mm_installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo demo-seg compare compare-seg clean-venv
+.PHONY: install test demo demo-seg demo-cls compare compare-seg clean-venv
 
 $(STAMP): requirements.txt setup.py tools/install.sh
 	bash tools/install.sh
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 demo-seg: $(STAMP)
 	$(PY) tools/quickstart.py seg $(DEMO_ARGS)
+
+# The ImageNet classifier (mmpretrain) on the shapes in the ImageNet layout: top-1.
+demo-cls: $(STAMP)
+	$(PY) tools/quickstart.py cls $(DEMO_ARGS)
 
 # The quickstart and its Swin twin trained the same way, then the mini
 # Table 5 / Table 14 (stvit_mm/apis/compare.py).

@@ -41,8 +41,9 @@ def parity():
 
 @pytest.fixture(scope='module')
 def imagenet_release_weights():
-    """``tests/data/stvit_r_imagenet_release_weights.pth``: state dicts of
-    the released classification code (``model_a``, ``model_b``)."""
+    """``tests/data/stvit_r_imagenet_parity.pth``: the released
+    classification code's models ``model_a`` / ``model_b`` (``config``,
+    ``state_dict``, ``cases`` with inputs, logits and stage outputs)."""
     return torch.load(IMAGENET_RELEASE_WEIGHTS, weights_only=True)
 
 

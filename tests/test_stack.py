@@ -21,7 +21,8 @@ def _requirements():
 
 @pytest.mark.parametrize(
     'module',
-    ['torch', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain.registry'])
+    ['torch', 'torchvision.ops', 'mmengine', 'mmcv', 'mmdet', 'mmseg',
+     'mmpretrain.models', 'mmpretrain.datasets'])
 def test_imports(module):
     importlib.import_module(module)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned OpenMMLab stack (requirements.txt) and this package into .venv/.
 #
-# mmcv 2.1.0 has no wheel for torch 2.13, so it is compiled from its sdist with the
+# mmcv 2.1.0 has no wheel for torch 2.14, so it is compiled from its sdist with the
 # CPU ops (~15 min on 2 cores). The built wheel is cached outside the repo, keyed by
 # the torch version and Python tag it was compiled against, so later installs on the
 # same machine reuse it in seconds. Safe to run again: it only does what is missing.
@@ -28,8 +28,9 @@ PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
 
 # torch first: everything else, mmcv's compiled ops above all, is built against it.
-log "torch and build tools"
-"${PIP[@]}" "$(pin torch)" "$(pin setuptools)" "$(pin numpy)" ninja psutil wheel
+# torchvision with it, so that pip never swaps torch for another build to satisfy it later.
+log "torch, torchvision and build tools"
+"${PIP[@]}" "$(pin torch)" "$(pin torchvision)" "$(pin setuptools)" "$(pin numpy)" ninja psutil wheel
 
 torch_ver="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 py_tag="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
@@ -50,11 +51,21 @@ else
   if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
     log "building mmcv ${mmcv_ver} with CPU ops for torch ${torch_ver}/${py_tag} (about 15 minutes on 2 cores)"
     tmp="$(mktemp -d "${TMPDIR:-/tmp}/mmcv-build.XXXXXX")"
+    # torch >= 2.14's headers refuse anything below C++20 ("C++20 or later compatible compiler
+    # is required to use ATen"), and mmcv 2.1.0's setup.py hard-codes -std=c++17 for its CPU ops
+    # (passed after any CXXFLAGS, so it wins): build from the sdist with that one flag raised.
+    "$PY" -m pip download --disable-pip-version-check -q --no-cache-dir --no-deps \
+      --no-binary :all: --no-build-isolation -d "$tmp" "$mmcv_pin"
+    tar -xzf "$tmp"/mmcv-*.tar.gz -C "$tmp"
+    src="$(ls -d "$tmp"/mmcv-*/)"
+    sed -i "s/'-std=c++17'/'-std=c++20'/" "$src/setup.py"
+    grep -q "'-std=c++20'" "$src/setup.py" \
+      || { echo "[install] could not raise mmcv's C++ standard in $src/setup.py" >&2; exit 1; }
     # --no-build-isolation: the isolated build env has no torch, and mmcv then silently skips its ops.
     # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by the torch it was built
     # against, so it could hand back ops compiled for another torch; our cache above is keyed by both.
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "$PY" -m pip wheel --disable-pip-version-check \
-      --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$mmcv_pin"
+      --no-cache-dir --no-build-isolation --no-deps -w "$tmp" "$src"
     mkdir -p "$wheel_dir"
     # Move into place only once complete, so an interrupted build never leaves a bad cache entry.
     mv "$tmp"/mmcv-*.whl "$wheel_dir"/
@@ -70,7 +81,7 @@ fi
 
 log "the rest of the stack and stvit_mm (editable)"
 "${PIP[@]}" -r "$PINS" -e "$ROOT"
-"$PY" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain.registry, stvit_mm' \
+"$PY" -c 'import mmcv.ops, mmdet, mmseg, torchvision.ops, mmpretrain.models, stvit_mm' \
   || { echo "[install] the stack installed but does not import; see the error above." >&2; exit 1; }
 touch "$VENV/.stvit_mm_installed"
-log "done: $("$PY" -c 'import torch, mmcv, mmdet, mmseg, mmpretrain, mmengine; print(f"torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, mmpretrain {mmpretrain.__version__}")')"
+log "done: $("$PY" -c 'import torch, torchvision, mmcv, mmdet, mmseg, mmpretrain, mmengine; print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, mmpretrain {mmpretrain.__version__}")')"

@@ -1,5 +1,5 @@
 """End-to-end CPU quickstart on generated data: ``make demo`` / ``make
-demo-seg``; with ``--compare``, the STViT-R-Swin quickstart side by side
+demo-seg`` / ``make demo-cls``; with ``--compare``, the STViT-R-Swin quickstart side by side
 with its Swin twin: ``make compare`` / ``make compare-seg``.
 
 Generates the synthetic coloured-shapes set, trains the quickstart config
@@ -16,6 +16,7 @@ Examples::
 
     python tools/quickstart.py det
     python tools/quickstart.py seg
+    python tools/quickstart.py cls   # ImageNet-style classifier, top-1
     python tools/quickstart.py det --compare
     python tools/quickstart.py det --max-iters 2 --num-train 8 --num-val 4 \\
         --data-root /tmp/shapes --work-dir /tmp/demo
@@ -36,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         argument_default=argparse.SUPPRESS)
     add = parser.add_argument
     add('task', choices=sorted(TASKS),
-        help='det: Cascade Mask R-CNN; seg: UperNet')
+        help='det: Cascade Mask R-CNN; seg: UperNet; cls: the ImageNet '
+        'classifier (mmpretrain)')
     add('--compare', action='store_true',
         help='train the quickstart config and its Swin twin (configs/'
         'quickstart/swin_quickstart_*.py) the same way and print the mini '
@@ -45,13 +47,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     add('--config', help='config (default: the quickstart config of the '
         'task; not with --compare)')
     add('--data-root', help='where the synthetic data is generated/reused '
-        '(default: data/synthetic_coco or data/synthetic_ade)')
-    add('--work-dir', help='output dir (default: work_dirs/demo or '
-        'work_dirs/demo_seg)')
+        '(default: data/synthetic_coco, data/synthetic_ade or '
+        'data/synthetic_imagenet)')
+    add('--work-dir', help='output dir (default: work_dirs/demo, '
+        'work_dirs/demo_seg or work_dirs/demo_cls)')
     add('--max-iters', type=int, help='override train_cfg.max_iters')
     add('--num-train', type=int)
     add('--num-val', type=int)
-    add('--size', type=int, help='side of the generated images')
+    add('--size', type=int, help='side of the generated images (default '
+        '256; cls: 112)')
     add('--seed', type=int, help='seed of the generated data (with '
         '--compare also of both trainings)')
     add('--num-vis', type=int, help='val images to draw predictions on')

@@ -29,7 +29,8 @@ from typing import Dict, List, Sequence
 
 from ..errors import StepFailed, StvitMMError
 from .quickstart import (TASKS, QuickstartOptions, _rel, choose_threads,
-                         fresh_work_dir, plan_run, repo_path, run_steps)
+                         fresh_work_dir, image_size, plan_run, repo_path,
+                         run_steps)
 from .tool_runs import format_duration
 
 __all__ = ['MODELS', 'WORK_DIRS', 'run_compare', 'stack_pictures']
@@ -111,7 +112,7 @@ def _summary(opts: QuickstartOptions, top: str, runs: List[Dict],
         f'{TASKS[opts.task]["title"].split(" + ")[0]}, STViT-R-Swin vs '
         f'Swin) finished in {format_duration(seconds)}.',
         f'  data    : {_rel(first["data_root"])} ({opts.num_train} train / '
-        f'{opts.num_val} val images, {opts.size}px, seed {opts.seed})',
+        f'{opts.num_val} val images, {image_size(opts)}px, seed {opts.seed})',
         f'  recipe  : {iters} iterations each, seed {opts.seed}, ' +
         (f'OMP_NUM_THREADS={first["threads"]}' if first['threads'] else
          "torch's default threads"),
@@ -157,6 +158,10 @@ def run_compare(opts: QuickstartOptions) -> Dict:
         StepFailed: Naming the step (and model) that failed.
     """
     from ..analysis.paper_tables import tables_markdown, write_tables
+    if opts.task not in MODELS:
+        raise StepFailed('check', f'--compare runs the {"/".join(MODELS)} '
+                         f'quickstarts (the paper\'s detection and '
+                         f'segmentation tables), not {opts.task}')
     if opts.config:
         raise StepFailed('check', '--compare trains the quickstart config '
                          'and its Swin twin; it takes no --config')

@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 #: ``default_scope`` of the configs this project serves.
-SCOPES = ('mmdet', 'mmseg')
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 #: The repository root, for paths given relative to it (configs, data).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -26,15 +26,16 @@ def get_scope(cfg: Config) -> str:
     """The library a config belongs to, from its ``default_scope``.
 
     Raises:
-        ConfigError: If it is neither mmdet nor mmseg.
+        ConfigError: If it is not mmdet, mmseg or mmpretrain.
     """
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         raise ConfigError(
             f'{cfg.filename}: default_scope is {scope!r}; this project '
-            f'serves detection (mmdet) and segmentation (mmseg) configs '
-            "only. Inherit an mmdet or mmseg config (`_base_`) or set "
-            "default_scope = 'mmdet' / 'mmseg'.")
+            f'serves detection (mmdet), segmentation (mmseg) and ImageNet '
+            "classification (mmpretrain) configs only. Inherit one of "
+            "theirs (`_base_`) or set default_scope = 'mmdet' / 'mmseg' / "
+            "'mmpretrain'.")
     return scope
 
 

@@ -4,6 +4,9 @@
   backbone, 'meta'}`` for ``init_cfg=dict(type='Pretrained', ...)``. The
   classifier and derived buffers are dropped; the output norms the release
   lacks are initialised by the backbone when it loads the file.
+* ImageNet release with ``classifier=True``: writes the whole classifier as
+  an mmpretrain ``ImageClassifier`` checkpoint (``configs/imagenet/``),
+  final norm and head included, for ``tools/test.py`` (top-1).
 * COCO release (mmdet 2.11 Cascade Mask R-CNN): writes the whole detector
   (``backbone.`` renamed; neck and heads keep their names, which mmdet 3.3
   shares with 2.11) for ``tools/test.py``.
@@ -19,7 +22,10 @@ from typing import Callable, Dict, Optional
 import torch
 
 from ..engine.fileio import atomic_write
-from ..models.backbones.release_weights import ReleaseWeights, read_release
+from ..models.backbones.release_weights import (DROPPED_CLASSIFIER,
+                                                ReleaseWeights,
+                                                classifier_state_dict,
+                                                read_release)
 from ..utils.checkpoint import CheckpointError, load_untrusted_checkpoint
 from ..utils.state_dict_diff import diff_state_dicts, short_list
 
@@ -38,6 +44,8 @@ def _build_on_meta(config: str) -> torch.nn.Module:
     from mmengine.registry import MODELS, init_default_scope
 
     cfg = Config.fromfile(config)
+    if cfg.get('default_scope') == 'mmpretrain':
+        import mmpretrain.models  # noqa: F401 (registers ImageClassifier)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None
     init_default_scope(cfg.get('default_scope', 'mmdet'))
@@ -48,7 +56,8 @@ def _build_on_meta(config: str) -> torch.nn.Module:
 def _check_against(weights: ReleaseWeights, state_dict: Dict, config: str,
                    src: str) -> None:
     own = _build_on_meta(config).state_dict()
-    if weights.kind == 'imagenet':
+    if weights.kind == 'imagenet' and not any(k.startswith('head.')
+                                              for k in state_dict):
         # Pretraining initialises the backbone only.
         own = {k: v for k, v in own.items() if k.startswith('backbone.')}
     fresh = [f'backbone.{k}' for k in weights.output_norms_to_initialise(
@@ -62,7 +71,8 @@ def _check_against(weights: ReleaseWeights, state_dict: Dict, config: str,
 
 def convert_release(src: str, dst: str, config: Optional[str] = None,
                     overwrite: bool = False,
-                    log: Callable[[str], None] = print) -> Dict:
+                    log: Callable[[str], None] = print,
+                    classifier: bool = False) -> Dict:
     """Convert ``src`` (a released checkpoint) to ``dst``.
 
     Args:
@@ -72,6 +82,8 @@ def convert_release(src: str, dst: str, config: Optional[str] = None,
             this config builds.
         overwrite (bool): Replace an existing ``dst``.
         log (Callable[[str], None]): Where the report goes.
+        classifier (bool): Keep an ImageNet release whole, as an mmpretrain
+            classifier (``configs/imagenet/``), instead of its backbone.
 
     Returns:
         dict: The saved checkpoint.
@@ -98,25 +110,39 @@ def convert_release(src: str, dst: str, config: Optional[str] = None,
         raise ConversionError(
             f'{src}: {len(weights.unknown)} backbone keys match no part of '
             f'STViT-R-Swin: {short_list(weights.unknown, 20)}')
-    for why, keys in weights.dropped.items():
-        log(f'dropped {len(keys)} {why}: {short_list(keys, 20)}')
-    if weights.kind == 'detector':
+    if classifier:
+        if weights.kind != 'imagenet':
+            raise ConversionError(
+                f'{src} is a {weights.kind} checkpoint; --classifier needs '
+                'the ImageNet release (STViT-R-Swin-S.pth / -B.pth)')
+        try:
+            state_dict = classifier_state_dict(weights)
+        except ValueError as e:
+            raise ConversionError(f'{src}: {e}') from None
+        weights.dropped.pop(DROPPED_CLASSIFIER, None)
+        log('kept the classifier: norm.* -> backbone.norm3.*, head.* -> '
+            'head.fc.*')
+    elif weights.kind == 'detector':
         state_dict = {f'backbone.{k}': v for k, v in weights.backbone.items()}
         state_dict.update(weights.others)
     else:
         state_dict = dict(weights.backbone)
-    if weights.lacks_output_norms:
+    for why, keys in weights.dropped.items():
+        log(f'dropped {len(keys)} {why}: {short_list(keys, 20)}')
+    if weights.lacks_output_norms and not classifier:
         log('an ImageNet classifier has no per-stage output norms: '
             'STViTRSwin initialises norm0..norm3 to weight 1, bias 0 when it '
             'loads this file, as the released detectors did')
     if config is not None:
-        _check_against(weights, state_dict if weights.kind == 'detector' else
+        _check_against(weights, state_dict
+                       if weights.kind == 'detector' or classifier else
                        {f'backbone.{k}': v for k, v in state_dict.items()},
                        config, src)
         log(f'checked against {config}: every key and shape matches')
     out = {
         'state_dict': state_dict,
-        'meta': dict(converted_from=osp.basename(src), release=weights.kind,
+        'meta': dict(converted_from=osp.basename(src),
+                     release='classifier' if classifier else weights.kind,
                      dropped=weights.dropped),
     }
     buffer = io.BytesIO()

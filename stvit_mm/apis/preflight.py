@@ -185,7 +185,13 @@ def _dataset_paths(dataset_cfg: dict) -> List[Tuple[str, str, bool]]:
     ann_file = dataset_cfg.get('ann_file') or ''
     if ann_file:
         paths.append(('ann_file', _join(data_root, ann_file), False))
-    for name, prefix in (dataset_cfg.get('data_prefix') or {}).items():
+    prefixes = dataset_cfg.get('data_prefix') or {}
+    if isinstance(prefixes, str):
+        prefixes = dict(img_path=prefixes)
+    if not prefixes and dataset_cfg.get('split'):
+        # mmpretrain's ImageNet reads <data_root>/<split>/ then.
+        prefixes = dict(split=dataset_cfg['split'])
+    for name, prefix in prefixes.items():
         if isinstance(prefix, str) and prefix:
             paths.append((f'data_prefix.{name}', _join(data_root, prefix),
                           True))
@@ -209,8 +215,9 @@ def _evaluator_paths(evaluator) -> List[Tuple[str, str, bool]]:
 def _prepare_hint(scope: str, path: str) -> str:
     """How to get the data of ``scope`` that ``path`` belongs to."""
     if 'synthetic' in path:
-        kind, target = ('coco', 'demo') if scope == 'mmdet' else ('ade',
-                                                                  'demo-seg')
+        kind, target = dict(mmdet=('coco', 'demo'),
+                            mmseg=('ade', 'demo-seg'),
+                            mmpretrain=('imagenet', 'demo-cls'))[scope]
         out = osp.relpath(path) if not osp.relpath(path).startswith(
             '..') else osp.abspath(path)
         return ('This is the synthetic shapes set of the CPU demo. Generate '
@@ -231,6 +238,16 @@ def _prepare_hint(scope: str, path: str) -> str:
                 'annotations/instances_val2017.json\n'
                 '(the evaluators keep their own path). To try the tools '
                 'without COCO: `make demo`.')
+    if scope == 'mmpretrain':
+        return ('Expected the ImageNet layout: <data_root>/{train,val}/'
+                '<class>/*.JPEG (and optionally <data_root>/meta/{train,val}'
+                '.txt, "<path> <label>" per line), as mmpretrain\'s ImageNet '
+                'dataset reads it (https://image-net.org/download.php).\n'
+                'Link your copy to data/imagenet/, or point the config at '
+                'it:\n    --cfg-options train_dataloader.dataset.data_root='
+                'DIR val_dataloader.dataset.data_root=DIR '
+                'test_dataloader.dataset.data_root=DIR\n'
+                'To try the tools without ImageNet: `make demo-cls`.')
     return ('Expected the ADE20K layout: <data_root>/images/{training,'
             'validation}/*.jpg and <data_root>/annotations/{training,'
             'validation}/*.png, i.e. ADEChallengeData2016.zip '
@@ -248,7 +265,8 @@ def check_data(cfg: Config, scope: str, splits: List[str]) -> None:
 
     Args:
         cfg (Config): The config.
-        scope (str): ``'mmdet'`` or ``'mmseg'``, for the preparation hint.
+        scope (str): ``'mmdet'``, ``'mmseg'`` or ``'mmpretrain'``, for the
+            preparation hint.
         splits (list[str]): Prefixes of the dataloaders/evaluators to check,
             e.g. ``['train', 'val']``.
 

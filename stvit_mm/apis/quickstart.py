@@ -1,11 +1,13 @@
 """The quickstart: train and evaluate a small STViT-R-Swin model on
-generated data, on a CPU (``make demo`` / ``make demo-seg``).
+generated data, on a CPU (``make demo`` / ``make demo-seg`` /
+``make demo-cls``).
 
 Steps, each named in the :class:`~stvit_mm.errors.StepFailed` it raises:
 
 1. ``check``: the config and the tools exist; a fresh work dir;
 2. ``data``: generate the synthetic coloured-shapes set (COCO layout for
-   ``det``, ADE20K layout for ``seg``; reused when already complete);
+   ``det``, ADE20K layout for ``seg``, ImageNet layout with one shape per
+   image for ``cls``; reused when already complete);
 3. ``train``: ``tools/train.py`` on the quickstart config, as a subprocess
    whose log is streamed (iterations, losses, ETA); the validation inside
    the loop is skipped unless ``val_during_train``, as step 4 does it;
@@ -13,7 +15,7 @@ Steps, each named in the :class:`~stvit_mm.errors.StepFailed` it raises:
    the evaluator's metrics are written to ``<work-dir>/metrics.json``;
 5. ``vis``: ground truth next to prediction for a few val images
    (:func:`stvit_mm.apis.inference.draw_val_predictions`), into
-   ``<work-dir>/vis/*.png``;
+   ``<work-dir>/vis/*.png`` (not for ``cls``: the top-1 says it all);
 
 then a summary: what ran, how long, the metrics, where things are, and how
 to run the real recipe.
@@ -76,6 +78,25 @@ TASKS = {
               '    python tools/test.py '
               'configs/upernet_stvit_r_swin_s_160k_ade20k.py '
               '<work_dir>/iter_160000.pth')),
+    'cls':
+    dict(
+        title='ImageNet classifier, STViT-R-Swin (released ImageNet model)',
+        kind='imagenet',
+        config='configs/quickstart/stvit_r_swin_quickstart_in1k.py',
+        data_root='data/synthetic_imagenet',
+        work_dir='work_dirs/demo_cls',
+        key_metrics=('accuracy/top1', ),
+        size=112,
+        vis=False,
+        real=('Put ImageNet-1k under data/imagenet ({train,val}/<class>/'
+              '*.JPEG), then (16 GPUs x 64 images, 300 epochs):\n'
+              '    tools/dist_train.sh '
+              'configs/imagenet/stvit_r_swin_s_16xb64_in1k.py 16\n'
+              'or evaluate the released weights (82.65 / 83.21 top-1): '
+              'convert STViT-R-Swin-S.pth with tools/model_converters/'
+              'stvit_r_official_to_mm.py --classifier, then\n'
+              '    python tools/test.py '
+              'configs/imagenet/stvit_r_swin_s_16xb64_in1k.py <converted>')),
 }
 
 # An iteration no run reaches: ``train_cfg.val_begin`` beyond it disables the
@@ -87,8 +108,9 @@ NEVER = 10**9
 class QuickstartOptions:
     """What to run; the defaults are the ``make demo`` settings.
 
-    ``config``, ``data_root`` and ``work_dir`` default to the task's
-    (:data:`TASKS`); relative paths are taken from the repository root.
+    ``config``, ``data_root``, ``work_dir`` and ``size`` (of the generated
+    images) default to the task's (:data:`TASKS`; size 256 unless it says);
+    relative paths are taken from the repository root.
     ``max_iters`` overrides ``train_cfg.max_iters``; ``threads`` is
     ``OMP_NUM_THREADS`` for train/test (see :func:`choose_threads`);
     ``cfg_options`` (``key=value`` items) go to train.py and test.py.
@@ -100,13 +122,18 @@ class QuickstartOptions:
     max_iters: Optional[int] = None
     num_train: int = 300
     num_val: int = 50
-    size: int = 256
+    size: Optional[int] = None
     seed: int = 0
     num_vis: int = 4
     score_thr: float = 0.3
     val_during_train: bool = False
     threads: Optional[int] = None
     cfg_options: List[str] = dataclasses.field(default_factory=list)
+
+
+def image_size(opts: QuickstartOptions) -> int:
+    """Side of the generated images: ``--size``, else the task's."""
+    return opts.size or TASKS[opts.task].get('size', 256)
 
 
 def repo_path(path: str) -> str:
@@ -219,7 +246,7 @@ def summary_text(opts: QuickstartOptions, run: Dict) -> str:
         f'STViT-R-Swin demo ({opts.task}: {spec["title"]}) finished in '
         f'{format_duration(sum(timings.values()))}.',
         f'  data   : {_rel(run["data_root"])} ({opts.num_train} train / '
-        f'{opts.num_val} val images, {opts.size}px, seed {opts.seed}; '
+        f'{opts.num_val} val images, {image_size(opts)}px, seed {opts.seed}; '
         f'{"generated" if run["generated"] else "reused"}, '
         f'{format_duration(timings["data"])})',
         f'  train  : {_rel(run["config"])}, {iters}, '
@@ -232,11 +259,13 @@ def summary_text(opts: QuickstartOptions, run: Dict) -> str:
     shown = [k for k in spec['key_metrics'] if k in metrics]
     shown += sorted(k for k in metrics if k not in shown)
     lines += [f'      {k:<22} {metrics[k]:.4f}' for k in shown]
+    lines.append(f'  metrics: {_rel(run["metrics_path"])}')
+    if 'vis' in timings:
+        lines.append(
+            f'  vis    : {_rel(run["vis_dir"])}/ ({len(run["pictures"])} '
+            'pictures, left ground truth, right prediction; '
+            f'{format_duration(timings["vis"])})')
     lines += [
-        f'  metrics: {_rel(run["metrics_path"])}',
-        f'  vis    : {_rel(run["vis_dir"])}/ ({len(run["pictures"])} '
-        'pictures, left ground truth, right prediction; '
-        f'{format_duration(timings["vis"])})',
         f'  logs   : {_rel(run["work_dir"])}/ (train.log, test.log and '
         "mmengine's timestamped folders)",
         '',
@@ -273,7 +302,7 @@ def step_data(opts: QuickstartOptions, run: Dict) -> None:
         from ..datasets.synthetic import generate_synthetic_dataset
         run['generated'] = generate_synthetic_dataset(
             kind, run['data_root'], num_train=opts.num_train,
-            num_val=opts.num_val, size=opts.size, seed=opts.seed)
+            num_val=opts.num_val, size=image_size(opts), seed=opts.seed)
     except Exception as e:  # any failure here is the data step's
         traceback.print_exc()
         raise StepFailed('data', f'{type(e).__name__}: {e}') from e
@@ -369,8 +398,10 @@ def run_steps(opts: QuickstartOptions, run: Dict) -> None:
     """Steps ``data``, ``train``, ``test`` and ``vis`` in order, timed into
     ``run['timings']``."""
     run['timings'] = timings = collections.OrderedDict()
-    for name, step in (('data', step_data), ('train', step_train),
-                       ('test', step_test), ('vis', step_vis)):
+    steps = [('data', step_data), ('train', step_train), ('test', step_test)]
+    if TASKS[opts.task].get('vis', True):
+        steps.append(('vis', step_vis))
+    for name, step in steps:
         start = time.time()
         step(opts, run)
         timings[name] = time.time() - start

@@ -29,6 +29,15 @@ Two on-disk layouts describe the *same* scenes:
 
   ``ADE20KDataset`` itself cannot be given these class names: mmseg only lets
   a dataset's classes be renamed to a subset of its built-in ones.
+
+* ``'imagenet'``: classification in the ImageNet layout, one shape per image
+  (image ``i`` shows class ``i % 4``)::
+
+      <root>/{train,val}/<class>/000000.jpg
+      <root>/meta/{train,val}.txt      # "<class>/000000.jpg <label>"
+
+  Use with mmpretrain's ``ImageNet`` dataset (``split='train'`` / ``'val'``,
+  ``metainfo=IMAGENET_METAINFO``), which reads the labels from ``meta/``.
 """
 from typing import List, Optional, Sequence
 
@@ -40,16 +49,18 @@ from .scenes import (MIN_COMPONENT_AREA, MIN_VISIBLE_AREA, SHAPE_CLASSES,
 
 __all__ = [
     'KINDS', 'SPLITS', 'ADE_SPLIT_DIRS', 'COCO_METAINFO', 'ADE_METAINFO',
-    'ADE_METAINFO_WITH_BACKGROUND', 'image_name', 'planned_files',
+    'ADE_METAINFO_WITH_BACKGROUND', 'IMAGENET_METAINFO', 'image_name',
+    'classification_label', 'classification_file', 'planned_files',
     'mask_to_coco', 'scene_to_coco', 'scene_to_label_map', 'coco_file'
 ]
 
-KINDS = ('coco', 'ade')
+KINDS = ('coco', 'ade', 'imagenet')
 SPLITS = ('train', 'val')
 ADE_SPLIT_DIRS = {'train': 'training', 'val': 'validation'}
 
 COCO_METAINFO = dict(classes=SHAPE_CLASSES, palette=SHAPE_PALETTE)
 ADE_METAINFO = dict(classes=SHAPE_CLASSES, palette=SHAPE_PALETTE)
+IMAGENET_METAINFO = dict(classes=SHAPE_CLASSES)
 ADE_METAINFO_WITH_BACKGROUND = dict(
     classes=('background', ) + SHAPE_CLASSES,
     palette=[(0, 0, 0)] + SHAPE_PALETTE)
@@ -60,11 +71,23 @@ def image_name(index: int) -> str:
     return f'{index:06d}'
 
 
+def classification_label(index: int) -> int:
+    """Class of the ``index``-th image of an ``'imagenet'`` split: the
+    classes in turn, so every split is balanced."""
+    return index % len(SHAPE_CLASSES)
+
+
+def classification_file(index: int) -> str:
+    """``<class>/<name>.jpg`` of the ``index``-th image of a split."""
+    return (f'{SHAPE_CLASSES[classification_label(index)]}/'
+            f'{image_name(index)}.jpg')
+
+
 def planned_files(kind: str, num_train: int, num_val: int) -> List[str]:
     """Relative paths of every file a generation writes, manifest excluded.
 
     Args:
-        kind (str): ``'coco'`` or ``'ade'``.
+        kind (str): ``'coco'``, ``'ade'`` or ``'imagenet'``.
         num_train (int): Number of training images.
         num_val (int): Number of validation images.
 
@@ -81,6 +104,10 @@ def planned_files(kind: str, num_train: int, num_val: int) -> List[str]:
             sub = ADE_SPLIT_DIRS[split]
             files += [f'images/{sub}/{n}.jpg' for n in names]
             files += [f'annotations/{sub}/{n}.png' for n in names]
+        elif kind == 'imagenet':
+            files.append(f'meta/{split}.txt')
+            files += [f'{split}/{classification_file(i)}'
+                      for i in range(num)]
         else:
             raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
     return sorted(files)

@@ -22,7 +22,7 @@ Scene design (chosen so that a small model learns it on a CPU in minutes):
 A scene is a pure function of its random generator: the order of the draws
 below is part of the data format (changing it changes every file).
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -197,13 +197,16 @@ def _placement_ok(full_masks: Sequence[np.ndarray]) -> bool:
     return True
 
 
-def generate_scene(rng: np.random.Generator, size: int) -> Scene:
+def generate_scene(rng: np.random.Generator, size: int,
+                   label: Optional[int] = None) -> Scene:
     """Draw one image of 1-4 overlapping coloured shapes.
 
     Args:
         rng (np.random.Generator): Source of randomness; the scene is a pure
             function of its state.
         size (int): Image side in pixels.
+        label (int, optional): Draw exactly one shape, of this class: a
+            classification image.
 
     Returns:
         tuple: ``(image, labels, full_masks)``: a uint8 BGR image of shape
@@ -212,9 +215,12 @@ def generate_scene(rng: np.random.Generator, size: int) -> Scene:
     """
     image = _background(rng, size)
     labels, masks = [], []
-    for _ in range(rng.integers(1, MAX_OBJECTS + 1)):
+    wanted = label
+    count = 1 if wanted is not None else rng.integers(1, MAX_OBJECTS + 1)
+    for _ in range(count):
         for _ in range(PLACEMENT_ATTEMPTS):
-            label = int(rng.integers(len(SHAPE_CLASSES)))
+            label = (int(rng.integers(len(SHAPE_CLASSES))) if wanted is None
+                     else wanted)
             radius = rng.uniform(MIN_RADIUS_FRACTION,
                                  MAX_RADIUS_FRACTION) * size
             cx, cy = rng.uniform(radius, size - radius, 2)

@@ -4,6 +4,7 @@ The same scenes (:mod:`~stvit_mm.datasets.scenes`) are written in two
 layouts (:mod:`~stvit_mm.datasets.coco_ade_format`): ``'coco'`` instance
 segmentation and ``'ade'`` semantic segmentation. The same seed gives the
 same pictures in both, and the same arguments give byte-identical files.
+``'imagenet'`` (classification) draws one shape per image instead.
 
 Files are written only inside the target directory; generation is skipped when
 the directory already holds a complete set made with the same arguments (see
@@ -25,7 +26,9 @@ import numpy as np
 
 from ..errors import StvitMMError
 from .coco_ade_format import (ADE_METAINFO, ADE_METAINFO_WITH_BACKGROUND,
-                              ADE_SPLIT_DIRS, COCO_METAINFO, KINDS, SPLITS,
+                              ADE_SPLIT_DIRS, COCO_METAINFO,
+                              IMAGENET_METAINFO, KINDS, SPLITS,
+                              classification_file, classification_label,
                               coco_file, image_name, planned_files,
                               scene_to_coco, scene_to_label_map)
 from .scenes import SHAPE_CLASSES, SHAPE_PALETTE, generate_scene
@@ -35,7 +38,7 @@ __all__ = [
     'PARTIAL_NAME', 'scene_rng', 'is_complete', 'generate_synthetic_dataset',
     # Re-exported for configs and tools (see the module docstring).
     'SHAPE_CLASSES', 'SHAPE_PALETTE', 'COCO_METAINFO', 'ADE_METAINFO',
-    'ADE_METAINFO_WITH_BACKGROUND', 'KINDS'
+    'ADE_METAINFO_WITH_BACKGROUND', 'IMAGENET_METAINFO', 'KINDS'
 ]
 
 #: Recorded in the manifest and the COCO files; bump it whenever the same
@@ -88,12 +91,20 @@ def _dump_json(obj) -> bytes:
 def _write_split(kind: str, root: str, split: str, num: int, size: int,
                  seed: int, progress: Optional[Progress]) -> None:
     """Generate and write one split's images (and annotations)."""
-    images, annotations = [], []
+    images, annotations, lines = [], [], []
     for index in range(num):
+        wanted = classification_label(index) if kind == 'imagenet' else None
         image, labels, masks = generate_scene(
-            scene_rng(seed, split, index), size)
+            scene_rng(seed, split, index), size, wanted)
         name = image_name(index)
-        if kind == 'coco':
+        if kind == 'imagenet':
+            if labels != [wanted]:
+                raise RuntimeError(f'{split} image {index}: could not place '
+                                   'its shape; try another seed')
+            rel = classification_file(index)
+            _write_bytes(root, f'{split}/{rel}', _encode('.jpg', image))
+            lines.append(f'{rel} {wanted}\n')
+        elif kind == 'coco':
             _write_bytes(root, f'{split}/{name}.jpg', _encode('.jpg', image))
             images.append(
                 dict(id=index + 1, file_name=f'{name}.jpg', height=size,
@@ -109,6 +120,8 @@ def _write_split(kind: str, root: str, split: str, num: int, size: int,
                                  scene_to_label_map(labels, masks, size)))
         if progress is not None:
             progress(split, index + 1, num)
+    if kind == 'imagenet':
+        _write_bytes(root, f'meta/{split}.txt', ''.join(lines).encode())
     if kind == 'coco':
         coco = coco_file(split, images, annotations, seed, GENERATOR_VERSION)
         _write_bytes(root, f'annotations/instances_{split}.json',
@@ -142,7 +155,7 @@ def is_complete(root: str, kind: str, num_train: int = 300, num_val: int = 50,
 
     Args:
         root (str): Dataset directory.
-        kind (str): ``'coco'`` or ``'ade'``.
+        kind (str): ``'coco'``, ``'ade'`` or ``'imagenet'``.
         num_train (int): Number of training images.
         num_val (int): Number of validation images.
         size (int): Image side.
@@ -207,7 +220,7 @@ def generate_synthetic_dataset(kind: str,
       arguments no longer produce are removed, other files are never touched.
 
     Args:
-        kind (str): ``'coco'`` or ``'ade'``.
+        kind (str): ``'coco'``, ``'ade'`` or ``'imagenet'``.
         root (str): Target directory.
         num_train (int): Number of training images. Defaults to 300.
         num_val (int): Number of validation images. Defaults to 50.

@@ -8,8 +8,10 @@ REPO = Path(__file__).resolve().parents[2]
 TEST_DATA = REPO / 'tests' / 'data'
 #: The golden fixture, saved by the released code (see README.md).
 PARITY = TEST_DATA / 'stvit_r_official_parity.pth'
-#: State dicts the released classification code saved (ImageNet layout).
-IMAGENET_RELEASE_WEIGHTS = TEST_DATA / 'stvit_r_imagenet_release_weights.pth'
+#: The released ImageNet classifier's golden fixture: per model, the
+#: constructor arguments, the state dict as it saves it (ImageNet layout),
+#: inputs and its logits and stage outputs (see README.md).
+IMAGENET_RELEASE_WEIGHTS = TEST_DATA / 'stvit_r_imagenet_parity.pth'
 
 CONVERTER = REPO / 'tools' / 'model_converters' / 'stvit_r_official_to_mm.py'
 

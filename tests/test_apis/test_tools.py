@@ -220,18 +220,20 @@ def test_work_dir_of_the_same_config_warns(tmp_path, monkeypatch):
 
 
 def test_unsupported_scope_is_refused(tmp_path, tool_error):
-    config = tmp_path / 'cls.py'
-    config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
+    # mmpretrain is served now (ImageNet); another OpenMMLab library is not.
+    config = tmp_path / 'ocr.py'
+    config.write_text("default_scope = 'mmocr'\nmodel = dict()\n")
     message = tool_error(run_train, config)
-    assert "'mmpretrain'" in message and 'mmdet' in message
+    assert "'mmocr'" in message and 'mmdet' in message
+    assert 'mmpretrain' in message
 
 
 def test_train_tool_exits_with_one_error_line(tmp_path):
     """The command line itself: an error the user must fix ends train.py
     with exit status 1 and one ``train.py: error:`` message, no traceback
     (tests/test_engine/test_reliability.py checks test.py the same way)."""
-    config = tmp_path / 'cls.py'
-    config.write_text("default_scope = 'mmpretrain'\nmodel = dict()\n")
+    config = tmp_path / 'ocr.py'
+    config.write_text("default_scope = 'mmocr'\nmodel = dict()\n")
     proc = subprocess.run(
         [sys.executable, 'tools/train.py', str(config)],
         cwd=REPO,
@@ -241,7 +243,7 @@ def test_train_tool_exits_with_one_error_line(tmp_path):
         timeout=240)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output[-4000:]
-    error = f"train.py: error: {config}: default_scope is 'mmpretrain'"
+    error = f"train.py: error: {config}: default_scope is 'mmocr'"
     assert any(line.startswith(error) for line in output.splitlines()), \
         output[-4000:]
     assert 'Traceback' not in output

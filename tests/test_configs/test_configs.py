@@ -91,6 +91,11 @@ def build_model(cfg: Config):
     init_default_scope(cfg.default_scope)
     if cfg.default_scope == 'mmdet':
         from mmdet.registry import MODELS
+    elif cfg.default_scope == 'mmpretrain':
+        from mmpretrain.registry import MODELS
+        # As the Runner does: the top-level preprocessor (mean, std,
+        # num_classes for mixup/cutmix) goes into the model.
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     else:
         from mmseg.registry import MODELS
     return MODELS.build(cfg.model)
@@ -122,6 +127,8 @@ def shrink(cfg: Config) -> None:
             for stage in rcnn if isinstance(rcnn, list) else [rcnn]:
                 stage.sampler.num = 32
             cfg.model.test_cfg.rpn.max_per_img = 32
+    elif cfg.default_scope == 'mmpretrain':
+        cfg.model.head.in_channels = chans[-1]
     else:
         all_chans = [backbone.embed_dims * 2**i for i in range(4)]
         head = cfg.model.decode_head
@@ -179,6 +186,22 @@ def seg_batch(h: int = 96, w: int = 128) -> dict:
     return dict(inputs=inputs, data_samples=samples)
 
 
+def cls_batch(h: int = 96, w: int = 128) -> dict:
+    """Two labelled images, as PackInputs gives them (two: mixup/cutmix
+    mix a batch)."""
+    from mmpretrain.structures import DataSample
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.randint(0, 256, (3, h, w), dtype=torch.uint8,
+                            generator=gen) for _ in range(2)]
+    samples = [DataSample().set_gt_label(i) for i in range(2)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def batch_for(cfg: Config) -> dict:
+    return dict(mmdet=det_batch, mmseg=seg_batch,
+                mmpretrain=cls_batch)[cfg.default_scope]()
+
+
 def fp32_optim_wrapper(cfg: Config):
     # AmpOptimWrapper asserts without a GPU; tools/train.py makes the same
     # substitution there.
@@ -218,7 +241,7 @@ def test_config_trains_and_predicts(path):
     """Build the model, take one optimizer step on a generated image, check
     the weights moved and the no-decay groups, then predict."""
     cfg = load(path)
-    assert cfg.default_scope in ('mmdet', 'mmseg')
+    assert cfg.default_scope in ('mmdet', 'mmseg', 'mmpretrain')
     assert cfg.custom_imports.imports == ['stvit_mm']
     shrink(cfg)
     torch.manual_seed(0)
@@ -229,18 +252,22 @@ def test_config_trains_and_predicts(path):
     optim_wrapper = build_optim_wrapper(model, fp32_optim_wrapper(cfg))
     # Swin-style recipes: no weight decay on norms and position tables.
     base_wd = cfg.optim_wrapper.optimizer.weight_decay
-    custom_keys = cfg.optim_wrapper.get('paramwise_cfg',
-                                        {}).get('custom_keys', {})
-    if custom_keys:
+    paramwise = cfg.optim_wrapper.get('paramwise_cfg', {})
+    custom_keys = paramwise.get('custom_keys', {})
+    # mmpretrain's Swin recipe (as the release): no decay on any 1-D
+    # parameter (norms, biases, layer scales) nor on the position tables.
+    flat_no_decay = paramwise.get('flat_decay_mult', 1) == 0
+    if custom_keys and not flat_no_decay:
         assert set(custom_keys) == set(NO_DECAY_KEYS)
     names = {id(p): n for n, p in model.named_parameters()}
     for group in optim_wrapper.optimizer.param_groups:
         for param in group['params']:
             name = names[id(param)]
-            no_decay = any(key in name for key in custom_keys)
+            no_decay = any(key.lstrip('.') in name for key in custom_keys)
+            no_decay |= flat_no_decay and param.ndim == 1
             assert group['weight_decay'] == (0 if no_decay else base_wd), name
 
-    batch = det_batch() if cfg.default_scope == 'mmdet' else seg_batch()
+    batch = batch_for(cfg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     log_vars = model.train_step(batch, optim_wrapper)
     assert math.isfinite(float(log_vars['loss'].detach()))
@@ -253,7 +280,7 @@ def test_config_trains_and_predicts(path):
 
     model.eval()
     with torch.no_grad():
-        batch = det_batch() if cfg.default_scope == 'mmdet' else seg_batch()
+        batch = batch_for(cfg)
         result = model.test_step(batch)[0]
     if cfg.default_scope == 'mmdet':
         pred = result.pred_instances
@@ -261,6 +288,9 @@ def test_config_trains_and_predicts(path):
         assert len(pred.scores) == len(pred.labels) == len(pred.bboxes)
         if 'masks' in pred:
             assert tuple(pred.masks.shape) == (len(pred.bboxes), 96, 128)
+    elif cfg.default_scope == 'mmpretrain':
+        assert result.pred_score.shape == (cfg.model.head.num_classes, )
+        assert torch.isclose(result.pred_score.sum(), torch.tensor(1.))
     else:
         assert tuple(result.pred_sem_seg.data.shape) == (1, 96, 128)
         num_classes = cfg.model.decode_head.num_classes

@@ -350,3 +350,36 @@ def test_cli_refuses_foreign_directory(tmp_path):
     assert result.returncode == 1
     assert 'refusing' in result.stderr
     assert sorted(os.listdir(tmp_path)) == ['photo.jpg']
+
+
+# ---------------------------------------------------------------------------
+# The ImageNet layout (classification)
+# ---------------------------------------------------------------------------
+def test_imagenet_layout_is_read_by_mmpretrain(tmp_path):
+    """Class folders and meta/{split}.txt; mmpretrain's ImageNet dataset
+    reads every image with the label of the one shape it shows; classes
+    take turns, so the splits are balanced; the same arguments give the
+    same bytes."""
+    from mmpretrain.datasets import ImageNet
+
+    from stvit_mm.datasets.synthetic import IMAGENET_METAINFO
+    params = dict(num_train=8, num_val=4, size=64, seed=3)
+    root = str(tmp_path / 'in')
+    assert generate_synthetic_dataset('imagenet', root, **params)
+    for split, num in (('train', 8), ('val', 4)):
+        dataset = ImageNet(data_root=root, split=split,
+                           metainfo=IMAGENET_METAINFO)
+        assert len(dataset) == num
+        for i in range(num):
+            info = dataset.get_data_info(i)
+            label = int(info['gt_label'])
+            assert label == i % len(SHAPE_CLASSES)
+            assert osp.basename(osp.dirname(info['img_path'])) == \
+                SHAPE_CLASSES[label]
+            _, labels, _ = scenes.generate_scene(
+                synthetic.scene_rng(3, split, i), 64, label)
+            assert labels == [label]
+    again = str(tmp_path / 'again')
+    assert generate_synthetic_dataset('imagenet', again, **params)
+    assert same_tree(root, again)
+    assert is_complete(root, 'imagenet', **params)

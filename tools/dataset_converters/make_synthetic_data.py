@@ -7,6 +7,8 @@ Examples::
     python tools/dataset_converters/make_synthetic_data.py ade \
         --out data/synthetic_ade --num-train 300 --num-val 50 --size 256 \
         --seed 0
+    python tools/dataset_converters/make_synthetic_data.py imagenet \
+        --out data/synthetic_imagenet --size 224
 
 The same arguments always give byte-identical files. A directory that already
 holds a complete set made with the same arguments is left as it is; a
@@ -15,7 +17,8 @@ non-empty directory this tool did not write is refused.
 import argparse
 import time
 
-from stvit_mm.datasets.synthetic import (ADE_METAINFO, COCO_METAINFO, KINDS,
+from stvit_mm.datasets.synthetic import (ADE_METAINFO, COCO_METAINFO,
+                                         IMAGENET_METAINFO, KINDS,
                                          generate_synthetic_dataset)
 from stvit_mm.errors import exit_on_error
 
@@ -31,7 +34,8 @@ def parse_args(argv=None):
     """
     parser = argparse.ArgumentParser(
         description='Generate a synthetic shapes dataset (COCO instance '
-        'segmentation or ADE20K-style semantic segmentation).')
+        'segmentation, ADE20K-style semantic segmentation or ImageNet-style '
+        'classification).')
     parser.add_argument('kind', choices=KINDS, help='dataset layout')
     parser.add_argument('--out', required=True, help='target directory')
     parser.add_argument('--num-train', type=int, default=300)
@@ -67,7 +71,8 @@ def make_synthetic_data(args):
               f'({time.time() - start:.1f} s).')
     else:
         print(f'{args.out} already holds this {args.kind} set; kept it.')
-    metainfo = COCO_METAINFO if args.kind == 'coco' else ADE_METAINFO
+    metainfo = dict(coco=COCO_METAINFO, ade=ADE_METAINFO,
+                    imagenet=IMAGENET_METAINFO)[args.kind]
     print(f'metainfo for a config: {metainfo}')
 
 

@@ -4,6 +4,10 @@ mmdet 3.x layout; see :mod:`stvit_mm.apis.convert_release`.
 Usage:
     python tools/model_converters/stvit_r_official_to_mm.py SRC DST \
         [--config configs/cascade_stvit_r_swin_s_3x.py] [--overwrite]
+    # the ImageNet release as a whole mmpretrain classifier (tools/test.py):
+    python tools/model_converters/stvit_r_official_to_mm.py \
+        STViT-R-Swin-S.pth checkpoints/stvit_r_swin_s_in1k_cls.pth \
+        --classifier --config configs/imagenet/stvit_r_swin_s_8xb128_in1k.py
 """
 import argparse
 
@@ -20,9 +24,14 @@ def main(argv=None):
                         'configs/cascade_stvit_r_swin_s_3x.py)')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing DST')
+    parser.add_argument('--classifier', action='store_true',
+                        help='ImageNet release: keep the final norm and head '
+                        '(an mmpretrain classifier checkpoint for '
+                        'configs/imagenet/) instead of the backbone alone')
     args = parser.parse_args(argv)
     with exit_on_error():
-        convert_release(args.src, args.dst, args.config, args.overwrite)
+        convert_release(args.src, args.dst, args.config, args.overwrite,
+                        classifier=args.classifier)
 
 
 if __name__ == '__main__':

@@ -23,6 +23,11 @@ The released backbone layout is ``patch_embed.proj.{0,2}.{c,bn}``,
 :func:`read_release` turns any of these (or an already converted file) into
 this package's names and says what it left out and why; the backbone's
 ``Pretrained`` init and the converter both use it.
+
+A classifier trained here (an mmpretrain ``ImageClassifier``: ``backbone.*``
+with the final norm as the backbone's one output norm, ``head.fc.*``) is
+read as the ImageNet release is, so it initialises a detector the same way;
+:func:`classifier_state_dict` writes the release in that layout.
 """
 import re
 from dataclasses import dataclass, field
@@ -40,6 +45,8 @@ DERIVED_SUFFIXES = ('relative_position_index', 'attn_mask')
 CLASSIFIER_PREFIXES = ('head.', 'norm.')
 #: Per-stage output norms, which an ImageNet classifier does not have.
 OUTPUT_NORM_PREFIXES = tuple(f'norm{i}.' for i in range(NUM_STAGES))
+#: The linear head of an mmpretrain classifier (``LinearClsHead``).
+MM_HEAD_PREFIX = 'head.fc.'
 
 DROPPED_DERIVED = 'derived buffers (rebuilt by the model)'
 DROPPED_CLASSIFIER = 'ImageNet classifier (head.*, norm.*)'
@@ -67,6 +74,8 @@ class ReleaseWeights:
         unknown (list[str]): Released backbone keys that match no part of
             STViT-R-Swin (the caller refuses or reports them).
         translated (bool): Whether the backbone came in the released names.
+        classifier (dict[str, Tensor]): An ImageNet classifier's final norm
+            and head in the released names (``norm.*``, ``head.*``).
     """
     kind: str
     backbone: Dict[str, Tensor]
@@ -74,6 +83,7 @@ class ReleaseWeights:
     dropped: Dict[str, List[str]] = field(default_factory=dict)
     unknown: List[str] = field(default_factory=list)
     translated: bool = False
+    classifier: Dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def lacks_output_norms(self) -> bool:
@@ -163,6 +173,57 @@ def _strip(prefix: str, state_dict: Mapping) -> Dict:
             for k, v in state_dict.items()}
 
 
+def _mm_classifier(state_dict: Mapping[str, Tensor]):
+    """Backbone and released-name classifier of an mmpretrain classifier's
+    state dict (``backbone.*``, ``head.fc.*`` and nothing else), or None.
+
+    Its backbone's one output norm is the classifier's final norm.
+
+    Raises:
+        ValueError: If it has several output norms (which is the final one
+            is then unknown).
+    """
+    rest = [k for k in state_dict if not k.startswith('backbone.')]
+    if not rest or not all(k.startswith(MM_HEAD_PREFIX) for k in rest):
+        return None
+    backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                if k.startswith('backbone.')}
+    norms = {k for k in backbone if k.startswith(OUTPUT_NORM_PREFIXES)}
+    if len({k.split('.')[0] for k in norms}) != 1:
+        raise ValueError(
+            'an mmpretrain classifier whose backbone has '
+            f'{len({k.split(".")[0] for k in norms})} output norms; '
+            'expected exactly one (out_indices=(3,)), its final norm')
+    classifier = {'norm.' + k.split('.', 1)[1]: backbone.pop(k)
+                  for k in sorted(norms)}
+    classifier.update({'head.' + k[len(MM_HEAD_PREFIX):]: state_dict[k]
+                       for k in rest})
+    return backbone, classifier
+
+
+def classifier_state_dict(weights: ReleaseWeights,
+                          final_norm: int = NUM_STAGES - 1) -> Dict:
+    """An ImageNet classifier's weights as an mmpretrain ``ImageClassifier``
+    with an STViTRSwin backbone (``out_indices=(final_norm,)``) and a
+    ``LinearClsHead``: the final ``norm`` becomes ``backbone.norm{i}``,
+    ``head`` becomes ``head.fc``; nothing is lost.
+
+    Raises:
+        ValueError: If ``weights`` holds no classifier.
+    """
+    if sorted(weights.classifier) != ['head.bias', 'head.weight',
+                                      'norm.bias', 'norm.weight']:
+        raise ValueError(
+            'holds no ImageNet classifier (norm.weight, norm.bias, '
+            f'head.weight, head.bias); found {sorted(weights.classifier)}')
+    out = {f'backbone.{k}': v for k, v in weights.backbone.items()}
+    for key, value in weights.classifier.items():
+        part, name = key.split('.')
+        out[f'backbone.norm{final_norm}.{name}' if part == 'norm' else
+            f'{MM_HEAD_PREFIX}{name}'] = value
+    return out
+
+
 def read_release(checkpoint: Mapping) -> ReleaseWeights:
     """Take the weights out of a loaded checkpoint, whatever its layout.
 
@@ -193,19 +254,23 @@ def read_release(checkpoint: Mapping) -> ReleaseWeights:
                          '"model" or at the top level')
     state_dict = _strip('module.', state_dict)
 
-    if any(k.startswith('backbone.') for k in state_dict):
+    mm_classifier = _mm_classifier(state_dict)
+    if mm_classifier is not None:
+        kind = 'imagenet'
+        (backbone, classifier_weights), others = mm_classifier, {}
+    elif any(k.startswith('backbone.') for k in state_dict):
         kind = 'detector'
         backbone = {k[len('backbone.'):]: v for k, v in state_dict.items()
                     if k.startswith('backbone.')}
         others = {k: v for k, v in state_dict.items()
                   if not k.startswith('backbone.')}
-        classifier = []
+        classifier_weights = {}
     else:
         kind = ('imagenet' if 'model' in checkpoint or converted_kind
                 == 'imagenet' or any(k.startswith(CLASSIFIER_PREFIXES)
                                      for k in state_dict) else 'backbone')
-        classifier = sorted(k for k in state_dict
-                            if k.startswith(CLASSIFIER_PREFIXES))
+        classifier_weights = {k: v for k, v in state_dict.items()
+                              if k.startswith(CLASSIFIER_PREFIXES)}
         backbone = {k: v for k, v in state_dict.items()
                     if not k.startswith(CLASSIFIER_PREFIXES)}
         others = {}
@@ -215,6 +280,7 @@ def read_release(checkpoint: Mapping) -> ReleaseWeights:
     else:
         weights = ReleaseWeights('backbone', backbone)
     weights.kind, weights.others = kind, others
-    if classifier:
-        weights.dropped[DROPPED_CLASSIFIER] = classifier
+    weights.classifier = classifier_weights
+    if classifier_weights:
+        weights.dropped[DROPPED_CLASSIFIER] = sorted(classifier_weights)
     return weights

@@ -14,9 +14,13 @@ from ...registry import register_model
 from ...utils.checkpoint import CheckpointMismatchError
 from ...utils.state_dict_diff import diff_state_dicts, short_list
 from ..layers.geometry import PAD_MASK_MODES
-from ..layers.dumbbell import UNIT_DEPTH, SparsifiedStage
+from ..layers.dumbbell import UNIT_DEPTH, DumbbellUnit, SparsifiedStage
+from ..layers.imagenet_unit import ReleaseImageNetUnit
 from ..layers.swin import ConvStem, PatchMerging, SwinStage
 from .release_weights import NUM_STAGES, SPARSIFIED_STAGE, read_release
+
+#: ``variant``: which released model the blocks compute (same parameters).
+VARIANTS = ('detection', 'imagenet')
 
 
 @register_model
@@ -28,6 +32,12 @@ class STViTRSwin(BaseModule):
     their work on s*s semantic tokens per 7x7 window and then recover the
     full-resolution image tokens, so all four outputs are dense feature maps
     at strides 4, 8, 16 and 32.
+
+    ``variant='imagenet'`` computes the released ImageNet classifier instead
+    (:mod:`~stvit_mm.models.layers.imagenet_unit`): same parameters, so the
+    weights of one initialise the other, as the release did. With
+    ``out_indices=(3,)`` its ``norm3`` is the classifier's final norm
+    (``configs/imagenet/``).
 
     Defaults build STViT-R-Swin-T. S: ``depths=(2, 2, 18, 2),
     num_heads=(3, 6, 12, 24)``; B: ``embed_dims=128, depths=(2, 2, 18, 2),
@@ -73,6 +83,13 @@ class STViTRSwin(BaseModule):
             Defaults to ``'official'``.
         layer_scale_init_value (float): Initial layer scale of the semantic
             blocks. Defaults to 1e-5.
+        variant (str): ``'detection'``: the released detection backbone
+            (two-step token generation over 14/21 neighbourhoods, recovery
+            from a 27-token neighbourhood); ``'imagenet'``: the released
+            ImageNet classifier (one-step generation over a 10x10
+            neighbourhood, global blocks, image tokens attending to all
+            semantic tokens, and no shift where a map fits in one window).
+            Defaults to ``'detection'``.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads converted or released weights (whole
             detector checkpoints too: the ``backbone.`` part is taken).
@@ -101,6 +118,7 @@ class STViTRSwin(BaseModule):
                  recovery_key_window: int = 27,
                  pad_mask: str = 'official',
                  layer_scale_init_value: float = 1e-5,
+                 variant: str = 'detection',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         depths, num_heads = tuple(depths), tuple(num_heads)
@@ -108,10 +126,11 @@ class STViTRSwin(BaseModule):
         _check_config(in_channels, embed_dims, depths, num_heads, window_size,
                       out_indices, frozen_stages, sample_window_size,
                       tuple(semantic_key_windows), recovery_key_window,
-                      pad_mask)
+                      pad_mask, variant)
         self.in_channels = in_channels
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
+        self.variant = variant
         self.num_features = [embed_dims * 2**i for i in range(NUM_STAGES)]
 
         self.patch_embed = ConvStem(in_channels, embed_dims, stem_norm_cfg)
@@ -122,7 +141,8 @@ class STViTRSwin(BaseModule):
         swin_cfg = dict(window_size=window_size, mlp_ratio=mlp_ratio,
                         qkv_bias=qkv_bias, drop_rate=drop_rate,
                         attn_drop_rate=attn_drop_rate, act_cfg=act_cfg,
-                        norm_cfg=norm_cfg)
+                        norm_cfg=norm_cfg,
+                        shift_single_window=variant == 'detection')
         block_cfg = dict(mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
                          drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
                          layer_scale_init_value=layer_scale_init_value,
@@ -138,7 +158,9 @@ class STViTRSwin(BaseModule):
                     recovery_key_window, pad_mask, with_cp,
                     swin_cfg={k: v for k, v in swin_cfg.items()
                               if k != 'window_size'},
-                    block_cfg=block_cfg)
+                    block_cfg=block_cfg,
+                    unit_type=(DumbbellUnit if variant == 'detection' else
+                               ReleaseImageNetUnit))
             else:
                 stage = SwinStage(dims, depth, heads, stage_rates, with_cp,
                                   **swin_cfg)
@@ -296,7 +318,8 @@ class STViTRSwin(BaseModule):
 
 def _check_config(in_channels, embed_dims, depths, num_heads, window_size,
                   out_indices, frozen_stages, sample_window_size,
-                  semantic_key_windows, recovery_key_window, pad_mask):
+                  semantic_key_windows, recovery_key_window, pad_mask,
+                  variant):
     """Refuse impossible configurations with a message naming the argument
     and what is allowed."""
 
@@ -336,6 +359,8 @@ def _check_config(in_channels, embed_dims, depths, num_heads, window_size,
         fail('recovery_key_window (in semantic tokens) must be >= '
              f'sample_window_size ({sample_window_size}), got '
              f'{recovery_key_window}')
+    if variant not in VARIANTS:
+        fail(f'variant must be one of {VARIANTS}, got {variant!r}')
     if pad_mask not in PAD_MASK_MODES:
         fail(f'pad_mask must be one of {PAD_MASK_MODES}, got {pad_mask!r}')
     if not out_indices or any(i not in range(NUM_STAGES)

@@ -47,19 +47,32 @@ class DumbbellUnit(BaseModule):
         self.swin_block = SwinBlock(
             embed_dims, num_heads, window_size, shift=False,
             drop_path_rate=drop_path_rates[0], **swin_cfg)
-        self.generate = ModuleList([
+        self.generate = self.build_generation(window_size, drop_path_rates,
+                                              pad_mask, common)
+        self.local_block = SemanticBlock(
+            local=True, drop_path_rate=drop_path_rates[3], **common)
+        self.global_block = SemanticBlock(
+            local=False, drop_path_rate=drop_path_rates[4], **common)
+        self.recovery_block = self.build_recovery(
+            window_size, drop_path_rates[5], common)
+
+    # A unit variant (:mod:`.imagenet_unit`) overrides these two builders and
+    # ``forward``; the Swin, local and global blocks are shared.
+    def build_generation(self, window_size, drop_path_rates, pad_mask,
+                         common) -> ModuleList:
+        """Blocks 1 and 2: the two semantic-token generation steps."""
+        return ModuleList([
             TokenGenerationBlock(
                 window_size,
                 pool_pad_value=0. if pad_mask == 'official' else -torch.inf,
                 drop_path_rate=drop_path_rates[1 + i], **common)
             for i in range(2)
         ])
-        self.local_block = SemanticBlock(
-            local=True, drop_path_rate=drop_path_rates[3], **common)
-        self.global_block = SemanticBlock(
-            local=False, drop_path_rate=drop_path_rates[4], **common)
-        self.recovery_block = RecoveryBlock(
-            window_size, drop_path_rate=drop_path_rates[5], **common)
+
+    def build_recovery(self, window_size, drop_path_rate, common):
+        """Block 5: the image tokens recovered from the semantic tokens."""
+        return RecoveryBlock(window_size, drop_path_rate=drop_path_rate,
+                             **common)
 
     def forward(self, x: Tensor, geo: StageGeometry) -> Tensor:
         """(B, H, W, C) image tokens -> (B, H, W, C) image tokens."""
@@ -95,12 +108,14 @@ class SparsifiedStage(BaseModule):
             pass instead of storing them.
         swin_cfg (dict): Extra :class:`SwinBlock` arguments.
         block_cfg (dict): Extra :class:`LayerScaledBlock` arguments.
+        unit_type (type): The unit: :class:`DumbbellUnit` (detection) or
+            :class:`~.imagenet_unit.ReleaseImageNetUnit`.
     """
 
     def __init__(self, embed_dims, depth, num_heads, drop_path_rates,
                  window_size, sample_window_size, semantic_key_windows,
                  recovery_key_window, pad_mask='official', with_cp=False,
-                 swin_cfg=dict(), block_cfg=dict()):
+                 swin_cfg=dict(), block_cfg=dict(), unit_type=DumbbellUnit):
         super().__init__()
         self.window_size = window_size
         self.sample_window_size = sample_window_size
@@ -108,7 +123,7 @@ class SparsifiedStage(BaseModule):
         self.recovery_key_window = recovery_key_window
         self.pad_mask = pad_mask
         self.units = ModuleList([
-            DumbbellUnit(embed_dims, num_heads, window_size,
+            unit_type(embed_dims, num_heads, window_size,
                          drop_path_rates[UNIT_DEPTH * u:UNIT_DEPTH * (u + 1)],
                          pad_mask, with_cp, swin_cfg, block_cfg)
             for u in range(depth // UNIT_DEPTH)

@@ -231,6 +231,10 @@ class SwinBlock(BaseModule):
         drop_path_rate (float): Stochastic depth of both branches.
         act_cfg (dict): MLP activation.
         norm_cfg (dict): Norm layers.
+        shift_single_window (bool): Shift a map whose shorter side fits in
+            one window, as mmdet's Swin (and the released detectors) do;
+            False does not, as the released classifier (its last stage at
+            224 px is one 7x7 window). Defaults to True.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 7,
@@ -238,10 +242,12 @@ class SwinBlock(BaseModule):
                  qkv_bias: bool = True, drop_rate: float = 0.,
                  attn_drop_rate: float = 0., drop_path_rate: float = 0.,
                  act_cfg: dict = dict(type='GELU'),
-                 norm_cfg: dict = dict(type='LN')):
+                 norm_cfg: dict = dict(type='LN'),
+                 shift_single_window: bool = True):
         super().__init__()
         self.window_size = window_size
         self.shift_size = window_size // 2 if shift else 0
+        self.shift_single_window = shift_single_window
         self.norm1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = WindowAttention(embed_dims, num_heads, window_size,
                                     qkv_bias, attn_drop_rate, drop_rate)
@@ -257,6 +263,8 @@ class SwinBlock(BaseModule):
         """(B, H, W, C) -> (B, H, W, C)."""
         B, H, W, C = x.shape
         w, shift = self.window_size, self.shift_size
+        if not self.shift_single_window and min(H, W) <= w:
+            shift = 0
         num_windows = (H + w - 1) // w, (W + w - 1) // w
         Hp, Wp = num_windows[0] * w, num_windows[1] * w
         y = F.pad(self.norm1(x), (0, 0, 0, Wp - W, 0, Hp - H))

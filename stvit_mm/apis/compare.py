@@ -28,9 +28,9 @@ import time
 from typing import Dict, List, Sequence
 
 from ..errors import StepFailed, StvitMMError
-from .quickstart import (TASKS, QuickstartOptions, _rel, choose_threads,
-                         fresh_work_dir, image_size, plan_run, repo_path,
-                         run_steps)
+from .quickstart import (TASKS, QuickstartOptions, _rel, fresh_work_dir,
+                         image_size, plan_run, repo_path, run_steps)
+from .threads import choose_threads
 from .tool_runs import format_duration
 
 __all__ = ['MODELS', 'WORK_DIRS', 'run_compare', 'stack_pictures']

@@ -37,12 +37,13 @@ from typing import Dict, List, Optional
 
 from ..errors import StepFailed
 from .config import REPO_ROOT
+from .threads import choose_threads, load_average_text
 from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
                         parse_test_metrics, run_streamed)
 
 __all__ = [
     'TASKS', 'QuickstartOptions', 'run_quickstart', 'fresh_work_dir',
-    'data_cfg_options', 'choose_threads', 'plan_run', 'run_steps',
+    'data_cfg_options', 'plan_run', 'run_steps',
     'repo_path'
 ]
 
@@ -182,45 +183,6 @@ def data_cfg_options(task: str, data_root: str) -> List[str]:
         opts += [f'val_evaluator.ann_file={ann}',
                  f'test_evaluator.ann_file={ann}']
     return opts
-
-
-def choose_threads(requested: Optional[int] = None) -> Optional[int]:
-    """The OpenMP/torch thread count for the train and test subprocesses.
-
-    Measured on the 2-core reference machine (quickstart detector, batch 2):
-    with the cores free, torch's default of one thread per core is fastest
-    (about 1.1 s/iter against 1.25 with one thread); when other jobs keep
-    the cores busy (load ~3.5), two threads slow down to 4-7 s/iter while
-    one thread keeps about 2 s/iter (OpenMP threads wait for each other at
-    every op). So one thread is used when, at the start of the demo, the
-    1-minute load average already shows other work on at least half of the
-    cores; otherwise torch decides.
-
-    Args:
-        requested (int, optional): ``--threads``; wins when given.
-
-    Returns:
-        int | None: Threads to set, or None to leave torch's default (and an
-        ``OMP_NUM_THREADS`` the user exported) alone.
-    """
-    if requested:
-        return requested
-    if 'OMP_NUM_THREADS' in os.environ:
-        return None
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on this platform
-        return None
-    return 1 if cores > 1 and load >= cores / 2 else None
-
-
-def _load_average() -> str:
-    """The 1-minute load average as text ('n/a' where unknown)."""
-    try:
-        return f'{os.getloadavg()[0]:.2f}'
-    except (AttributeError, OSError):
-        return 'n/a'
 
 
 def _rel(path: str) -> str:
@@ -387,7 +349,7 @@ def plan_run(opts: QuickstartOptions, threads: Optional[int] = None) -> Dict:
     run['options'] += list(opts.cfg_options)
     run['threads'] = threads
     print(f'[demo] {os.cpu_count()} cores, 1-min load average '
-          f'{_load_average()}: ' +
+          f'{load_average_text()}: ' +
           (f'OMP_NUM_THREADS={threads}' if threads else
            "torch's default thread count"),
           flush=True)

@@ -8,8 +8,8 @@ import sys
 import cv2
 
 from helpers.paths import REPO
-from stvit_mm.apis.quickstart import (choose_threads, data_cfg_options,
-                                      fresh_work_dir)
+from stvit_mm.apis.quickstart import data_cfg_options, fresh_work_dir
+from stvit_mm.apis.threads import choose_threads
 
 QUICKSTART = osp.join(REPO, 'tools', 'quickstart.py')
 

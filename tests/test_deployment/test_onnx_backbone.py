@@ -197,7 +197,7 @@ def test_window_offsets_equal_gathered_neighbourhoods(pad_mask):
     in float64, for neighbourhoods of 2x2 and 3x3 windows and one that is
     not a whole number of windows (10)."""
     from stvit_mm.models.layers.capture import attention
-    from stvit_mm.models.layers.geometry import gather_neighbourhoods
+    from stvit_mm.models.layers.neighbourhoods import gather_neighbourhoods
     from stvit_mm.models.layers.window_offsets import \
         attend_by_window_offsets
     gen = torch.Generator().manual_seed(0)

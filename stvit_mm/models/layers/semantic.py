@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .capture import exporting
-from .geometry import (StageGeometry, adaptive_pool_bounds,
-                       gather_neighbourhoods)
+from .geometry import StageGeometry, adaptive_pool_bounds
+from .neighbourhoods import gather_neighbourhoods
 from .strip_attention import strip_attention, strips_available, window_kv_map
 from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock

@@ -38,7 +38,7 @@ def attend_by_window_offsets(q: Tensor, tokens: Tensor, kv_weight: Tensor,
     """Attention of each window's queries over its k x k neighbourhood.
 
     The same numbers as gathering the neighbourhoods
-    (:func:`~.geometry.gather_neighbourhoods`) and attending with ``mask``.
+    (:func:`~.neighbourhoods.gather_neighbourhoods`) and attending with ``mask``.
 
     Args:
         q (Tensor): (B, nW, heads, Nq, d) projected queries.

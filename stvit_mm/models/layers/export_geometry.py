@@ -25,7 +25,8 @@ from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import optimization_hint
 
 from .geometry import (StageGeometry, adaptive_pool_bounds,
-                       neighbourhood_padding, prefers_dense_recovery)
+                       neighbourhood_padding, prefers_dense_recovery,
+                       token_windows)
 
 
 def _positions(num_windows, stride: int, key_window: int, device) -> Tensor:
@@ -122,13 +123,6 @@ def _dense_recovery(pos_r: Tensor, pos_c: Tensor, grid, pads, no_pad,
     ], 1)[:, None, None]
 
 
-def _token_windows(H, W, window_size: int, num_windows, device) -> Tensor:
-    """(H*W, ) window of every image token in raster order."""
-    rows = torch.arange(H, device=device) // window_size
-    cols = torch.arange(W, device=device) // window_size
-    return (rows[:, None] * num_windows[1] + cols[None, :]).reshape(-1)
-
-
 def traced_stage_geometry(size, window_size: int, sample_size: int,
                           semantic_key_windows, recovery_key_window: int,
                           pad_mask: str, device) -> StageGeometry:
@@ -203,7 +197,7 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
                 recovery_key_window, device),
             local_mask=local_mask, global_mask=global_mask,
             recovery_dense=True,
-            recovery_windows=_token_windows(H, W, w, (nWh, nWw), device),
+            recovery_windows=token_windows((H, W), w, (nWh, nWw), device),
             semantic_index=tuple(semantic_index))
     inside = _outer((pos_r >= 0) & (pos_r < grid[0]),
                     (pos_c >= 0) & (pos_c < grid[1]))

@@ -245,11 +245,11 @@ def _semantic_validity(size, pads, window_size, sample_size) -> Tensor:
     return valid.reshape(nWh * nWw, sample_size * sample_size)
 
 
-def _token_windows(size, window_size, num_windows) -> Tensor:
+def token_windows(size, window_size, num_windows, device=None) -> Tensor:
     """(H*W, ) index of the window each image token (raster order) lies
-    in."""
-    rows = torch.arange(size[0]) // window_size
-    cols = torch.arange(size[1]) // window_size
+    in; ``size`` may hold symbolic ints (graph capture)."""
+    rows = torch.arange(size[0], device=device) // window_size
+    cols = torch.arange(size[1], device=device) // window_size
     return (rows[:, None] * num_windows[1] + cols[None, :]).reshape(-1)
 
 
@@ -296,7 +296,7 @@ def _stage_geometry_cpu(size, window_size, sample_size, semantic_key_windows,
     dense = prefers_dense_recovery(num_semantic, recovery_key_window)
     recovery_index = recovery_windows = None
     if dense:
-        recovery_windows = _token_windows(size, window_size, num_windows)
+        recovery_windows = token_windows(size, window_size, num_windows)
         recovery_mask = _dense_recovery_mask(recovery, num_windows,
                                              sample_size,
                                              recovery_key_window)[:, None,

@@ -38,7 +38,7 @@ SIZES = [(1, 3, 20, 20), (2, 3, 97, 61), (1, 3, 1, 1), (1, 3, 7, 300),
          (3, 3, 150, 229), (1, 3, 512, 672), (1, 3, 800, 1216)]
 #: Stage-3 settings checked through a stage-only export, with the forms
 #: the export picks for the example size (generation steps and recovery
-#: dense) or forced to the neighbourhood forms (window offsets, gathered).
+#: dense) or forced to the neighbourhood forms (key windows, gathered).
 STAGE_SETTINGS = [('official', 2, 'dense'), ('exact', 4, 'neighbourhood')]
 
 
@@ -234,15 +234,15 @@ def test_export_path_computes_what_eager_does(monkeypatch, weights,
 
 
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
-def test_window_offsets_equal_gathered_neighbourhoods(pad_mask):
-    """The exported generation steps' attention (queries moved per window
-    offset over one key/value map) against gathering each neighbourhood,
+def test_key_windows_equal_gathered_neighbourhoods(pad_mask):
+    """The exported generation steps' attention (each key window of one
+    key/value map meeting the queries that see it) against gathering each
+    neighbourhood,
     in float64, for neighbourhoods of 2x2 and 3x3 windows and one that is
     not a whole number of windows (10)."""
     from stvit_mm.models.layers.capture import attention
+    from stvit_mm.models.layers.key_windows import attend_by_key_windows
     from stvit_mm.models.layers.neighbourhoods import gather_neighbourhoods
-    from stvit_mm.models.layers.window_offsets import \
-        attend_by_window_offsets
     gen = torch.Generator().manual_seed(0)
     B, heads, d, windows = 2, 4, 8, (14, 21, 10)
     C = heads * d
@@ -262,7 +262,7 @@ def test_window_offsets_equal_gathered_neighbourhoods(pad_mask):
             keys, values = gather_neighbourhoods(
                 kv.flatten(1, 2), fill, geo.semantic_index[step], heads)
             expected = attention(q, keys, values, mask[None])
-            actual = attend_by_window_offsets(q, normed - padded,
-                                              project.weight, fill, mask,
-                                              geo.num_windows, 7, k)
+            actual = attend_by_key_windows(q, normed - padded,
+                                           project.weight, fill, mask,
+                                           geo.num_windows, 7, k)
             assert relative_error(actual, expected) < 1e-12, (H, W, k)

@@ -15,7 +15,7 @@ value:
   numbers at every size; the choice only sets which is cheaper);
 - the generation steps attend densely (every semantic token over all image
   tokens plus one folded padding key) on small maps, and otherwise take
-  :mod:`.window_offsets`' plain ops, again chosen by the example size (eager
+  :mod:`.key_windows`' plain ops, again chosen by the example size (eager
   CPU inference and training use the whole-window strips of
   :mod:`.strip_attention`, built on a private CPU kernel).
 

@@ -29,7 +29,7 @@ from .neighbourhoods import gather_neighbourhoods
 from .strip_attention import strip_attention, strips_available, window_kv_map
 from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock
-from .window_offsets import attend_by_window_offsets
+from .key_windows import attend_by_key_windows
 
 
 def max_pool_windows(x: Tensor, window_size: int, sample_size: int,
@@ -140,7 +140,7 @@ class TokenGenerationBlock(LayerScaledBlock):
             # Plain ops that copy no keys or values per window.
             mask = geo.semantic_masks[step]
             padded = self.norm1(normed.new_zeros(normed.shape[-1]))
-            per_head = attend_by_window_offsets(
+            per_head = attend_by_key_windows(
                 self.attn.project_q(queries), normed - padded,
                 self.attn.kv.weight, fill, mask, geo.num_windows,
                 self.window_size, math.isqrt(mask.shape[-1]))

@@ -8,9 +8,8 @@ and COCO-like sizes, and with the released code's stored outputs.
 ``pad_mask`` and s change the sparsified stage (stage 3) only, so the other
 settings are checked by exporting that stage alone (also dynamic), at the
 feature-map sizes those images give it, for ('official', 2) and
-('exact', 4): both modes, every s, and the generation steps and recovery
-both dense (what the example size picks) and by neighbourhood (window
-offsets, gathered recovery). A stage takes half the export time of the
+('exact', 4): both modes, every s, and the recovery both dense (what the
+example size picks) and gathered. A stage takes half the export time of the
 whole backbone (30-45 s on two cores), which keeps this file near 90 s. The
 export path's parts (geometry from tensor ops, binned max pooling,
 attention math) are also checked against the eager ones directly, for every
@@ -23,7 +22,7 @@ from stvit_mm.deployment import (check_onnx, export_backbone, export_module,
                                  relative_error)
 from stvit_mm.models import STViTRSwin
 from stvit_mm.models.backbones.release_weights import read_release
-from stvit_mm.models.layers import export_geometry, geometry, swin
+from stvit_mm.models.layers import geometry, swin
 from stvit_mm.models.layers.export_geometry import traced_stage_geometry
 from stvit_mm.models.layers.semantic import _binned_max
 
@@ -36,10 +35,9 @@ TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8),
 #: stage 4 1x1), a single pixel, a thin strip and COCO-like sizes.
 SIZES = [(1, 3, 20, 20), (2, 3, 97, 61), (1, 3, 1, 1), (1, 3, 7, 300),
          (3, 3, 150, 229), (1, 3, 512, 672), (1, 3, 800, 1216)]
-#: Stage-3 settings checked through a stage-only export, with the forms
-#: the export picks for the example size (generation steps and recovery
-#: dense) or forced to the neighbourhood forms (key windows, gathered).
-STAGE_SETTINGS = [('official', 2, 'dense'), ('exact', 4, 'neighbourhood')]
+#: Stage-3 settings checked through a stage-only export, with the recovery
+#: form the export picks (dense for the example size) or forced to gather.
+STAGE_SETTINGS = [('official', 2, 'dense'), ('exact', 4, 'gathered')]
 
 
 @pytest.fixture(scope='module')
@@ -100,22 +98,13 @@ def test_onnx_runtime_reproduces_the_released_outputs(backbone_onnx,
             assert relative_error(torch.from_numpy(out), expected) < 1e-4
 
 
-def force_forms(monkeypatch, forms):
-    """Make the exported stage attend densely (``'dense'``) or by
-    neighbourhood (``'neighbourhood'``) in the generation steps and the
-    recovery, whatever the size."""
-    ratio = 1e9 if forms == 'dense' else 0.
-    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
-    monkeypatch.setattr(export_geometry, 'DENSE_GENERATION_MAX_RATIO', ratio)
-
-
-@pytest.mark.parametrize('pad_mask,s,forms', STAGE_SETTINGS)
+@pytest.mark.parametrize('pad_mask,s,recovery', STAGE_SETTINGS)
 def test_sparsified_stage_exports_for_every_setting(weights, tmp_path,
                                                     monkeypatch, pad_mask, s,
-                                                    forms):
+                                                    recovery):
     stage = build(weights, pad_mask, s).stages[2]
-    if forms == 'neighbourhood':
-        force_forms(monkeypatch, forms)
+    if recovery == 'gathered':
+        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)
     _clear_caches()
     path = export_module(stage, str(tmp_path / 'stage.onnx'),
                          torch.randn(2, 17, 23, 64),
@@ -140,8 +129,6 @@ def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s,
                                                recovery):
     ratio = 0. if recovery == 'gathered' else 1e9
     monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
-    # The dense generation masks are checked on their own below.
-    monkeypatch.setattr(export_geometry, 'DENSE_GENERATION_MAX_RATIO', 0.)
     cpu = torch.device('cpu')
     for H, W in [(1, 1), (2, 9), (7, 7), (8, 13), (14, 22), (20, 41),
                  (50, 76)]:
@@ -170,34 +157,6 @@ def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s,
                 assert torch.equal(new, old), (H, W)
 
 
-@pytest.mark.parametrize('pad_mask', ['official', 'exact'])
-def test_dense_generation_masks_count_each_neighbourhood(monkeypatch,
-                                                         pad_mask):
-    """Where the export attends densely, a generation step's mask row over
-    all image tokens plus the padding key holds log(how many attended
-    positions of the window's neighbourhood hold that key): 0 on each image
-    token it sees, log(n) on the padding key for n padded positions."""
-    monkeypatch.setattr(export_geometry, 'DENSE_GENERATION_MAX_RATIO', 1e9)
-    cpu = torch.device('cpu')
-    for H, W in [(1, 1), (7, 7), (8, 13), (20, 41), (50, 76)]:
-        cached = geometry._stage_geometry_cpu.__wrapped__(
-            (H, W), 7, 3, (14, 21), 27, pad_mask)
-        traced = traced_stage_geometry((H, W), 7, 3, (14, 21), 27,
-                                       pad_mask, cpu)
-        assert traced.semantic_dense == (True, True)
-        for index, mask, dense in zip(cached.semantic_index,
-                                      cached.semantic_masks,
-                                      traced.semantic_masks):
-            nW = index.shape[0]
-            seen = (torch.ones(index.shape, dtype=torch.bool)
-                    if mask is None else mask.reshape(nW, -1) == 0)
-            expected = torch.full((nW, H * W + 1), -torch.inf)
-            for g in range(nW):
-                keys, counts = index[g][seen[g]].unique(return_counts=True)
-                expected[g, keys] = counts.float().log()
-            assert torch.equal(dense.reshape(nW, -1), expected), (H, W)
-
-
 @pytest.mark.parametrize('s', range(1, 8))
 def test_binned_max_equals_adaptive_max_pool(s):
     windows = torch.randn(2, 5, 7, 7, 8)
@@ -214,15 +173,13 @@ def test_traced_shift_mask_equals_the_cached_one():
                            swin.shifted_window_mask(size, 7, 3, cpu))
 
 
-@pytest.mark.parametrize('forms', ['dense', 'neighbourhood'])
 @pytest.mark.parametrize('pad_mask,s', [('official', 3), ('exact', 3),
                                         ('official', 2), ('exact', 4)])
 def test_export_path_computes_what_eager_does(monkeypatch, weights,
-                                              pad_mask, s, forms):
-    force_forms(monkeypatch, forms)
+                                              pad_mask, s):
     model = build(weights, pad_mask, s)
     images = [torch.randn(2, 3, 97, 61), torch.randn(1, 3, 20, 20),
-              torch.randn(1, 3, 400, 530)]  # maps wider than a neighbourhood
+              torch.randn(1, 3, 400, 530)]  # 530: the recovery gathers
     with torch.no_grad():
         eager = [model(img) for img in images]
         monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: True)

@@ -13,10 +13,8 @@ value:
 - the recovery block attends densely or gathers a neighbourhood per window
   as eager does for the *example* input's size (both forms give the same
   numbers at every size; the choice only sets which is cheaper);
-- the generation steps attend densely (every semantic token over all image
-  tokens plus one folded padding key) on small maps, and otherwise take
-  :mod:`.key_windows`' plain ops, again chosen by the example size (eager
-  CPU inference and training use the whole-window strips of
+- the generation steps take :mod:`.key_windows`' plain ops (eager CPU
+  inference and training use the whole-window strips of
   :mod:`.strip_attention`, built on a private CPU kernel).
 
 Every entry equals what :func:`~.geometry.stage_geometry` builds for the
@@ -73,42 +71,6 @@ def _semantic_valid(pos: Tensor, size, window_size: int, sample_size: int,
     first = (pos // sample_size) * window_size + starts[
         pos.remainder(sample_size)]
     return (pos >= 0) & (first < size)
-
-
-# Attending densely does (H*W + 1) / k**2 times the generation step's
-# neighbourhood attention math, but as one large matmul per head instead of
-# many small per-window ones; in ONNX Runtime on the CPU that pays up to
-# about this ratio (tools/analysis/benchmark.py --runtime onnxruntime).
-DENSE_GENERATION_MAX_RATIO = 6.
-
-
-def prefers_dense_generation(num_tokens: int, key_window: int) -> bool:
-    """Whether an exported generation step should attend from every
-    semantic token to all ``num_tokens`` image tokens (plus one folded
-    padding key) rather than to its ``key_window`` square neighbourhood."""
-    return num_tokens + 1 <= DENSE_GENERATION_MAX_RATIO * key_window**2
-
-
-def _dense_generation(index: Tensor, mask: Tensor, num_tokens) -> Tensor:
-    """A generation step's neighbourhoods as rows over all image tokens.
-
-    Args:
-        index (Tensor): (nW, k*k) neighbourhood positions in the image
-            tokens, ``num_tokens`` for padding.
-        mask (Tensor): Additive (nW, 1, 1, k*k) 0/-inf neighbourhood mask.
-        num_tokens (int): H*W.
-
-    Returns:
-        Tensor: Additive (nW, 1, 1, H*W + 1) mask: log of how many attended
-        neighbourhood positions hold each key, i.e. 0 for an image token
-        the window sees, log(n) on the padding key for n padded positions
-        (n equal keys weigh what one does with its logit raised by log(n)),
-        and log(0) = -inf for everything else.
-    """
-    attended = (mask.flatten(1) == 0).float()
-    counts = attended.new_zeros(index.shape[0], num_tokens + 1).scatter_add(
-        1, index, attended)
-    return counts.log()[:, None, None]
 
 
 def _dense_recovery(pos_r: Tensor, pos_c: Tensor, grid, pads, no_pad,
@@ -196,7 +158,7 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
     if pad_mask == 'official':
         no_pad = tuple(torch.full((), p, device=device) == 0 for p in pads)
 
-    semantic_index, semantic_masks, semantic_dense = [], [], []
+    semantic_index, semantic_masks = [], []
     for k in semantic_key_windows:
         pos_r = _positions(nWh, w, k, device)
         pos_c = _positions(nWw, w, k, device)
@@ -210,11 +172,6 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
                 pos_r, pos_c, inside, padded, pads, no_pad)))
         else:
             semantic_masks.append(_additive(real))
-        semantic_dense.append(prefers_dense_generation(
-            optimization_hint(H * W, fallback=0), k))
-        if semantic_dense[-1]:
-            semantic_masks[-1] = _dense_generation(
-                semantic_index[-1], semantic_masks[-1], H * W)
 
     pos_r = _positions(nWh, s, recovery_key_window, device)
     pos_c = _positions(nWw, s, recovery_key_window, device)
@@ -239,7 +196,7 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
                 no_pad if pad_mask == 'official' else None, valid_axes, s,
                 recovery_key_window, device),
             local_mask=local_mask, global_mask=global_mask,
-            recovery_dense=True, semantic_dense=tuple(semantic_dense),
+            recovery_dense=True,
             recovery_windows=token_windows((H, W), w, (nWh, nWw), device),
             semantic_index=tuple(semantic_index))
     inside = _outer((pos_r >= 0) & (pos_r < grid[0]),
@@ -267,7 +224,6 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
         local_mask=local_mask,
         global_mask=global_mask,
         recovery_dense=False,
-        semantic_dense=tuple(semantic_dense),
         semantic_index=tuple(semantic_index),
         recovery_index=recovery_index)
 

@@ -134,9 +134,7 @@ class StageGeometry:
         pads (tuple[int, int]): Bottom and right pads to whole windows.
         num_windows (tuple[int, int]): Windows along height and width.
         semantic_masks (tuple[Tensor | None]): Per generation step, additive
-            (nW, 1, 1, k*k) key masks, or None when every key takes part;
-            (nW, 1, 1, H*W + 1) over all image tokens plus one folded
-            padding key where ``semantic_dense``.
+            (nW, 1, 1, k*k) key masks, or None when every key takes part.
         recovery_mask (Tensor | None): Additive (nW, 1, 1, k*k) recovery key
             mask.
         local_mask (Tensor | None): Additive (nW, 1, 1, s*s) mask of the
@@ -150,8 +148,6 @@ class StageGeometry:
             token in raster order, when ``recovery_dense``: the dense
             recovery attends from the image tokens themselves (no padding to
             whole windows), each with its window's mask row.
-        semantic_dense (tuple[bool]): Per generation step, whether the
-            queries attend to all image tokens (graph capture only).
         semantic_index (tuple[Tensor]): Per generation step, (nW, k*k)
             neighbourhood index into the image tokens (H*W = padding).
         semantic_plans (tuple[StripPlan]): Per generation step, the same
@@ -170,7 +166,6 @@ class StageGeometry:
     global_mask: Optional[Tensor] = None
     recovery_dense: bool = False
     recovery_windows: Optional[Tensor] = None
-    semantic_dense: Tuple[bool, ...] = ()
     semantic_index: Tuple[Tensor, ...] = ()
     semantic_plans: Tuple[StripPlan, ...] = ()
     recovery_index: Optional[Tensor] = None

@@ -126,16 +126,6 @@ class TokenGenerationBlock(LayerScaledBlock):
                                    geo.num_windows, self.window_size, plan)
             per_head = strip_attention(self.attn.project_q(queries), kv_map,
                                        plan, geo.num_windows)
-        elif exporting() and geo.semantic_dense[step]:
-            # Small maps: every query over all image tokens plus one folded
-            # padding key, as one large matmul per head.
-            B, nW, N, C = queries.shape
-            keys, values = self.kv_with_padding(normed.flatten(1, 2))
-            mask = geo.semantic_masks[step].flatten(1)
-            rows = mask[:, None].expand(nW, N, -1).reshape(nW * N, -1)
-            attended = self.attn(queries.reshape(B, 1, nW * N, C), keys,
-                                 values, rows[None, None])
-            return self.residual(semantic, attended.reshape(B, nW, N, C))
         elif exporting():
             # Plain ops that copy no keys or values per window.
             mask = geo.semantic_masks[step]
@@ -219,8 +209,7 @@ class RecoveryBlock(LayerScaledBlock):
         if geo.recovery_dense:
             # Each image token is a query with its window's mask row: no
             # padded queries, and one set of keys for all of them.
-            keys, values = self.kv_with_padding(
-                self.norm1(semantic.flatten(1, 2)))
+            keys, values = self.dense_kv(semantic)
             mask = geo.recovery_mask.flatten(1).index_select(
                 0, geo.recovery_windows)
             attended = self.attn(self.norm1(image).reshape(B, 1, H * W, C),
@@ -234,3 +223,12 @@ class RecoveryBlock(LayerScaledBlock):
         attended = self.attn(queries, keys, values, geo.recovery_mask)
         attended = merge_windows(attended, geo.num_windows, w)[:, :H, :W]
         return self.residual(image, attended)
+
+    def dense_kv(self, semantic: Tensor):
+        """Keys/values of all semantic tokens plus one padded key, shared by
+        every window: (B, 1, heads, nW*s*s + 1, C // heads) each."""
+        B, nW, N, C = semantic.shape
+        tokens = self.norm1(semantic.reshape(B, 1, nW * N, C))
+        padded = self.norm1(semantic.new_zeros(1, 1, 1, C))
+        return self.attn.split_kv(
+            torch.cat([tokens, padded.expand(B, 1, 1, C)], dim=2))

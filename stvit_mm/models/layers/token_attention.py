@@ -142,15 +142,6 @@ class LayerScaledBlock(BaseModule):
         """Projected key/value of a zero (padded) token: kv(norm1(0))."""
         return self.attn.kv(self.norm1(like.new_zeros(1, like.shape[-1])))[0]
 
-    def kv_with_padding(self, normed: Tensor):
-        """Keys/values of (B, N, C) normed tokens followed by one padded
-        token's, the one key that stands for every padded position of a
-        densely attended neighbourhood (the masks give it a log-count
-        bias): (B, 1, heads, N + 1, C // heads) each."""
-        B, N, C = normed.shape
-        padded = self.norm1(normed.new_zeros(1, 1, C)).expand(B, 1, C)
-        return self.attn.split_kv(torch.cat([normed, padded], 1)[:, None])
-
     def residual(self, shortcut: Tensor, attended: Tensor) -> Tensor:
         """``x = shortcut + drop_path(gamma1(attended))``, then
         ``x + ffn's drop_path(gamma2(mlp(norm2(x))))``: what mmcv's

@@ -309,16 +309,25 @@ def test_dense_and_gathered_recovery_agree(monkeypatch, pad_mask):
         assert rel_err(a, b) < 1e-5
 
 
-def test_parity_on_a_large_image_that_gathers(parity, converted):
-    from stvit_mm.models.layers.geometry import stage_geometry
+def test_parity_on_a_large_image_that_gathers(parity, converted,
+                                              monkeypatch):
+    from stvit_mm.models.layers import geometry
+
+    # Gathering pays only above 3 * 27**2 semantic tokens (a 1800-pixel
+    # image at s = 3); this one's 33x33 gather when the bound is 1.25.
+    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 1.25)
+    geometry._stage_geometry_cpu.cache_clear()
+    geometry.stage_geometry.cache_clear()
     unit = parity['unit1']
     model = build(unit['config'], converted['unit1'])
     img = torch.randn(1, 3, 1200, 1210)
-    geo = stage_geometry((75, 76), 7, 3, (14, 21), 27, 'official',
-                         torch.device('cpu'))
-    assert not geo.recovery_dense  # 33x33 semantic tokens > 1.25 * 27**2
+    geo = geometry.stage_geometry((75, 76), 7, 3, (14, 21), 27, 'official',
+                                  torch.device('cpu'))
+    assert not geo.recovery_dense
     with torch.no_grad():
         outs = model(img)
+    geometry._stage_geometry_cpu.cache_clear()
+    geometry.stage_geometry.cache_clear()
     for out, expected in zip(outs, official_forward(unit['state_dict'],
                                                     unit['config'], img)):
         assert rel_err(out, expected) < 1e-4

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .capture import cast
+from .neighbourhoods import over_map_windows
 
 
 def attend_by_key_windows(q: Tensor, tokens: Tensor, kv_weight: Tensor,
@@ -87,7 +88,7 @@ def attend_by_key_windows(q: Tensor, tokens: Tensor, kv_weight: Tensor,
     logits = (q @ keys.transpose(-2, -1)).reshape(B, heads, -1, w * w)
     logits = logits.index_select(2, to_query).reshape(
         B, heads, nW, Nq, -1) + cast(
-            _offset_mask(mask, num_windows, w, k, span), q.dtype)
+            _offset_mask(mask, num_windows, w, k), q.dtype)
     probs = logits.softmax(dim=-1).reshape(B, heads, -1, w * w)
     out = probs.index_select(2, to_map).reshape(B, heads, rows * cols, -1,
                                                 w * w) @ values
@@ -142,15 +143,10 @@ def _query_rows(num_windows, span: int, queries: int, device):
     return to_map, to_query
 
 
-def _offset_mask(mask: Tensor, num_windows, w: int, k: int,
-                 span: int) -> Tensor:
+def _offset_mask(mask: Tensor, num_windows, w: int, k: int) -> Tensor:
     """Additive (nW, 1, 1, k*k) mask over each k x k neighbourhood ->
     (nW, 1, span**2 * w*w) over its map windows in offset order; the part
     of the map windows beyond k (k not a multiple of w) is masked."""
     nWh, nWw = num_windows
-    mask = mask.reshape(nWh, nWw, k, k)
-    if span * w != k:
-        mask = F.pad(mask, (0, span * w - k, 0, span * w - k),
-                     value=-float('inf'))
-    mask = mask.reshape(nWh, nWw, span, w, span, w).permute(0, 1, 2, 4, 3, 5)
-    return mask.reshape(nWh * nWw, 1, span * span * w * w)
+    mask = over_map_windows(mask.reshape(nWh, nWw, k, k), w, -float('inf'))
+    return mask.reshape(nWh * nWw, 1, -1)

@@ -1,8 +1,12 @@
-"""Cutting each window's key/value neighbourhood out of tokens projected
-once (the gathered path: CUDA, attention dropout, the gathered recovery)."""
+"""Each window's key/value neighbourhood: cut out of tokens projected once
+(the gathered path: CUDA, attention dropout, the gathered recovery), or its
+mask laid over whole windows of a key/value map (the strip and key-window
+paths)."""
+import math
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .capture import cast
@@ -36,3 +40,26 @@ def gather_neighbourhoods(tokens: Tensor, fill: Tensor, index: Tensor,
     kv = table.index_select(1, index.reshape(-1)).view(
         B, nW, K, 2, num_heads, C2 // (2 * num_heads))
     return kv[:, :, :, 0].transpose(2, 3), kv[:, :, :, 1].transpose(2, 3)
+
+
+def over_map_windows(grid: Tensor, window_size: int, beyond) -> Tensor:
+    """Per-window neighbourhood entries laid over the map windows each
+    neighbourhood starts at, in offset order.
+
+    Args:
+        grid (Tensor): (nWh, nWw, k, k) an entry (mask value) per position
+            of each window's k x k neighbourhood.
+        window_size (int): Window side w.
+        beyond: The entry of map positions past k (k not a multiple of w).
+
+    Returns:
+        Tensor: (nWh, nWw, span, span, w*w), span = ceil(k / w): the
+        entries of map window (a, b) of each neighbourhood, token by token.
+    """
+    nWh, nWw, k, _ = grid.shape
+    w = window_size
+    span = math.ceil(k / w)
+    if span * w != k:
+        grid = F.pad(grid, (0, span * w - k, 0, span * w - k), value=beyond)
+    return grid.reshape(nWh, nWw, span, w, span, w).permute(
+        0, 1, 2, 4, 3, 5).reshape(nWh, nWw, span, span, w * w)

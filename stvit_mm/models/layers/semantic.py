@@ -25,11 +25,11 @@ from torch import Tensor
 
 from .capture import exporting
 from .geometry import StageGeometry, adaptive_pool_bounds
+from .key_windows import attend_by_key_windows
 from .neighbourhoods import gather_neighbourhoods
 from .strip_attention import strip_attention, strips_available, window_kv_map
 from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock
-from .key_windows import attend_by_key_windows
 
 
 def max_pool_windows(x: Tensor, window_size: int, sample_size: int,

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .capture import exporting
+from .neighbourhoods import over_map_windows
 
 _flash_attention = getattr(
     torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
@@ -94,17 +95,8 @@ def strip_plan(may_attend: Tensor, num_windows, window_size: int,
     w, k = window_size, key_window
     nWh, nWw = num_windows
     span = math.ceil(k / w)
-    # Map offsets from the start of a neighbourhood, along one axis: the
-    # first k are its k x k mask's rows (or columns), the rest lie beyond.
-    offsets = torch.arange(span * w)
-    inside = offsets < k
-    local = offsets.clamp(max=k - 1)
-    grid = may_attend.reshape(nWh, nWw, k, k)
-    attend = (grid[:, :, local[:, None], local[None, :]] &
-              (inside[:, None] & inside[None, :]))
     # (query window, map window offset a, offset b, token)
-    attend = attend.reshape(nWh, nWw, span, w, span, w).permute(
-        0, 1, 2, 4, 3, 5).reshape(nWh, nWw, span, span, w * w)
+    attend = over_map_windows(may_attend.reshape(nWh, nWw, k, k), w, False)
     # Strips: (offset a, query window incl. placeholders, b and token).
     strips = F.pad(attend.permute(2, 0, 1, 3, 4),
                    (0, 0, 0, 0, 0, span - 1)).reshape(span, -1, span * w * w)

@@ -1,4 +1,8 @@
-__version__ = '0.1.0'
+# The stack's versions first: too old a torch, mmengine or mmcv is named in
+# one line instead of failing somewhere inside.
+from .version import __version__, check_minimum_versions
+
+check_minimum_versions()
 
 # Checkpoint safety first, before anything can load a checkpoint: torch's
 # weights-only unpickler must accept the types the mmengine Runner writes,

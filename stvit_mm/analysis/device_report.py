@@ -14,7 +14,7 @@ from typing import Dict, Optional
 import torch
 from mmengine.config import Config
 
-from stvit_mm.apis.config import resolve_path
+from stvit_mm.utils.resources import find_resource
 from stvit_mm.errors import ConfigError
 
 from .device_check import run_device_check
@@ -86,7 +86,7 @@ def load_backbone_cfg(path: str, override: Optional[Dict] = None) -> Dict:
         ConfigError: The config is missing or unreadable, or its backbone
             is not an STViTRSwin.
     """
-    resolved = resolve_path(path)
+    resolved = find_resource(path)
     try:
         cfg = Config.fromfile(resolved).model.backbone.to_dict()
     except Exception as e:  # syntax errors, no model.backbone, ...

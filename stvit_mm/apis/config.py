@@ -4,22 +4,20 @@ The one place that knows which OpenMMLab libraries this project serves and
 what must be imported before a config's model can be built.
 """
 import importlib
-import os.path as osp
 from typing import Callable, Optional
 
 from mmengine.config import Config
 
 from ..errors import ConfigError
+from ..registry import LIBRARIES, require_library
+from ..utils.resources import find_resource
 
 __all__ = [
     'SCOPES', 'load_config', 'get_scope', 'import_library', 'replace_types'
 ]
 
 #: ``default_scope`` of the configs this project serves.
-SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
-
-#: The repository root, for paths given relative to it (configs, data).
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SCOPES = tuple(LIBRARIES)
 
 
 def get_scope(cfg: Config) -> str:
@@ -39,23 +37,17 @@ def get_scope(cfg: Config) -> str:
     return scope
 
 
-def import_library(scope: str) -> None:
+def import_library(scope: str, purpose: Optional[str] = None) -> None:
     """Import stvit_mm (registers ``STViTRSwin``, the safe checkpoint
-    loading and the engine safeguards) and the models of ``scope``."""
-    import stvit_mm  # noqa: F401
-    importlib.import_module(f'{scope}.models')
-
-
-def resolve_path(path: str) -> str:
-    """``path`` as given, else relative to the repository root.
+    loading and the engine safeguards) and the models of ``scope``.
 
     Raises:
-        ConfigError: If it is in neither place.
+        MissingLibraryError: If ``scope``'s library is not installed; the
+            message names it and how to install it.
     """
-    for candidate in (path, osp.join(REPO_ROOT, path)):
-        if osp.isfile(candidate):
-            return candidate
-    raise ConfigError(f'config not found: {path}')
+    import stvit_mm  # noqa: F401
+    require_library(scope, purpose or f'a {scope} config')
+    importlib.import_module(f'{scope}.models')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
@@ -63,7 +55,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 
     Args:
         path (str): The config file (absolute, relative to the working
-            directory, or relative to the repository root).
+            directory, or relative to the package's configs and tools,
+            e.g. ``configs/cascade_stvit_r_swin_s_3x.py`` from anywhere).
         cfg_options (dict, optional): ``--cfg-options`` overrides.
 
     Returns:
@@ -72,13 +65,14 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     Raises:
         ConfigError: If the file is missing, does not parse, or belongs to
             another library.
+        MissingLibraryError: If the config's library is not installed.
     """
-    resolved = resolve_path(path)
+    resolved = find_resource(path)
     try:
         cfg = Config.fromfile(resolved)
     except Exception as e:  # syntax errors, missing _base_ files, ...
         raise ConfigError(f'cannot load config {path}: {e}') from e
-    import_library(get_scope(cfg))
+    import_library(get_scope(cfg), path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install test demo demo-seg demo-cls compare compare-seg clean-venv
 
-$(STAMP): requirements.txt setup.py tools/install.sh
+$(STAMP): requirements.txt $(wildcard requirements/*.txt) setup.py tools/install.sh
 	bash tools/install.sh
 
 # Always re-checks the stack; cheap when everything is already there.

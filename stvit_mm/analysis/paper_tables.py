@@ -27,11 +27,11 @@ import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from stvit_mm.apis import load_config
-from stvit_mm.apis.config import REPO_ROOT
 from stvit_mm.engine.fileio import atomic_write
 from stvit_mm.errors import ConfigError
 from stvit_mm.utils.metafile import (BACKBONE_GFLOPS, load_metafile,
                                      paper_numbers)
+from stvit_mm.utils.resources import find_resource, relative_to_resources
 
 from .flops import measure_config, paper_input_sizes
 from .models import PAIR_CONFIGS
@@ -99,14 +99,12 @@ class PaperTablesSettings:
 # Tables
 # ---------------------------------------------------------------------------
 def _repo_relative(path: str) -> str:
-    """The metafile's form of a config path when it lies in the repo."""
-    for candidate in (path, osp.join(REPO_ROOT, path)):
-        if osp.isfile(candidate):
-            full = osp.realpath(candidate)
-            if full.startswith(osp.realpath(REPO_ROOT) + osp.sep):
-                return osp.relpath(full, osp.realpath(REPO_ROOT))
-            return path
-    return path
+    """The metafile's form of a config path (``configs/...``) when it is
+    one of the package's configs."""
+    try:
+        return relative_to_resources(find_resource(path))
+    except ConfigError:
+        return path
 
 
 def _backbone(cfg, listed: Optional[dict]) -> tuple:

@@ -35,9 +35,9 @@ import time
 import traceback
 from typing import Dict, List, Optional
 
-from ..errors import StepFailed
-from .config import REPO_ROOT
-from .threads import choose_threads, load_average_text
+from ..errors import ConfigError, StepFailed
+from ..utils.resources import find_resource, tool_script
+from .threads import busy_cores, busy_cores_text, choose_threads
 from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
                         parse_test_metrics, run_streamed)
 
@@ -138,8 +138,9 @@ def image_size(opts: QuickstartOptions) -> int:
 
 
 def repo_path(path: str) -> str:
-    """Absolute path; relative paths are taken from the repository root."""
-    return osp.abspath(path if osp.isabs(path) else osp.join(REPO_ROOT, path))
+    """Absolute path; relative paths are taken from the current directory
+    (the checkout's root under ``make demo``)."""
+    return osp.abspath(path)
 
 
 def fresh_work_dir(work_dir: str) -> str:
@@ -186,9 +187,9 @@ def data_cfg_options(task: str, data_root: str) -> List[str]:
 
 
 def _rel(path: str) -> str:
-    """Path relative to the repository root when it lies inside it."""
-    inside = path.startswith(REPO_ROOT + os.sep)
-    return osp.relpath(path, REPO_ROOT) if inside else path
+    """Path relative to the current directory when it lies inside it."""
+    here = osp.abspath(os.curdir)
+    return osp.relpath(path, here) if path.startswith(here + os.sep) else path
 
 
 def summary_text(opts: QuickstartOptions, run: Dict) -> str:
@@ -239,11 +240,11 @@ def summary_text(opts: QuickstartOptions, run: Dict) -> str:
 def step_check(opts: QuickstartOptions) -> Dict:
     """Resolve the paths of the run and make sure the tools exist."""
     spec = TASKS[opts.task]
-    config = repo_path(opts.config or spec['config'])
-    for path in (config, osp.join(REPO_ROOT, 'tools', 'train.py'),
-                 osp.join(REPO_ROOT, 'tools', 'test.py')):
-        if not osp.isfile(path):
-            raise StepFailed('check', f'{path} does not exist')
+    try:
+        config = osp.abspath(find_resource(opts.config or spec['config']))
+        tools = [tool_script(name) for name in ('train.py', 'test.py')]
+    except ConfigError as e:
+        raise StepFailed('check', str(e)) from e
     requested = repo_path(opts.work_dir or spec['work_dir'])
     work_dir = fresh_work_dir(requested)
     if work_dir != requested:
@@ -252,6 +253,8 @@ def step_check(opts: QuickstartOptions) -> Dict:
     os.makedirs(work_dir, exist_ok=True)
     return dict(
         config=config,
+        train_tool=tools[0],
+        test_tool=tools[1],
         work_dir=work_dir,
         data_root=repo_path(opts.data_root or spec['data_root']))
 
@@ -283,7 +286,7 @@ def step_train(opts: QuickstartOptions, run: Dict) -> None:
             f'train_cfg.val_begin={NEVER}')
     run_streamed('train', [
         sys.executable,
-        osp.join(REPO_ROOT, 'tools', 'train.py'), run['config'],
+        run['train_tool'], run['config'],
         '--work-dir', run['work_dir'], '--cfg-options', *options
     ], osp.join(run['work_dir'], 'train.log'), run.get('threads'))
     run['checkpoint'] = find_checkpoint(run['work_dir'])
@@ -294,7 +297,7 @@ def step_test(opts: QuickstartOptions, run: Dict) -> None:
     test_dir = osp.join(run['work_dir'], 'test')
     lines = run_streamed('test', [
         sys.executable,
-        osp.join(REPO_ROOT, 'tools', 'test.py'), run['config'],
+        run['test_tool'], run['config'],
         run['checkpoint'], '--work-dir', test_dir, '--cfg-options',
         *run['options']
     ], osp.join(run['work_dir'], 'test.log'), run.get('threads'))
@@ -329,7 +332,8 @@ def step_vis(opts: QuickstartOptions, run: Dict) -> None:
         raise StepFailed('vis', f'{type(e).__name__}: {e}') from e
 
 
-def plan_run(opts: QuickstartOptions, threads: Optional[int] = None) -> Dict:
+def plan_run(opts: QuickstartOptions, threads: Optional[int] = None,
+             busy: Optional[float] = None) -> Dict:
     """Step ``check``, the ``--cfg-options`` both train.py and test.py get
     (data paths, ``max_iters``, then the user's, which win), and the
     threads (printed).
@@ -338,6 +342,8 @@ def plan_run(opts: QuickstartOptions, threads: Optional[int] = None) -> Dict:
         opts (QuickstartOptions): What to run.
         threads (int, optional): ``OMP_NUM_THREADS`` for the steps
             (:func:`choose_threads`; None: torch's default).
+        busy (float, optional): Cores busy with other work when it was
+            decided (:func:`busy_cores`), for the log.
 
     Returns:
         dict: The run so far (see :func:`run_quickstart`).
@@ -348,8 +354,8 @@ def plan_run(opts: QuickstartOptions, threads: Optional[int] = None) -> Dict:
         run['options'].append(f'train_cfg.max_iters={opts.max_iters}')
     run['options'] += list(opts.cfg_options)
     run['threads'] = threads
-    print(f'[demo] {os.cpu_count()} cores, 1-min load average '
-          f'{load_average_text()}: ' +
+    print(f'[demo] {os.cpu_count()} cores, {busy_cores_text(busy)} busy '
+          'with other work: ' +
           (f'OMP_NUM_THREADS={threads}' if threads else
            "torch's default thread count"),
           flush=True)
@@ -383,9 +389,10 @@ def run_quickstart(opts: QuickstartOptions) -> Dict:
     Raises:
         StepFailed: Naming the step that failed.
     """
-    # Decided before our own steps raise the load average.
-    threads = choose_threads(opts.threads)
-    run = plan_run(opts, threads)
+    # Decided from what runs now, before our own steps start.
+    busy = busy_cores()
+    threads = choose_threads(opts.threads, busy)
+    run = plan_run(opts, threads, busy)
     run_steps(opts, run)
     text = summary_text(opts, run)
     with open(osp.join(run['work_dir'], 'summary.txt'), 'w') as f:

@@ -15,7 +15,6 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import StepFailed
-from .config import REPO_ROOT
 
 __all__ = [
     'run_streamed', 'find_checkpoint', 'parse_test_metrics',
@@ -52,7 +51,7 @@ def run_streamed(step: str, cmd: List[str], log_path: str,
     if threads:
         env['OMP_NUM_THREADS'] = str(threads)
     with open(log_path, 'w') as log, subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+            cmd, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:
             sys.stdout.write(line)

@@ -18,13 +18,15 @@ from typing import Dict, Optional, Union
 import yaml
 
 from stvit_mm.errors import ConfigError
+from stvit_mm.utils.resources import PACKAGE_DIR, resource_root
 
 __all__ = [
     'BACKBONE_GFLOPS', 'DEFAULT_METAFILE', 'load_metafile', 'paper_numbers'
 ]
 
-#: ``configs/metafile.yml`` of the repository this package sits in.
-DEFAULT_METAFILE = (Path(__file__).resolve().parents[2] / 'configs' /
+#: ``configs/metafile.yml`` of the package (:mod:`.resources`: in the wheel's
+#: ``.mim`` folder or the checkout).
+DEFAULT_METAFILE = (Path(resource_root() or PACKAGE_DIR) / 'configs' /
                     'metafile.yml')
 #: The ``Metadata`` entry (and the :func:`paper_numbers` key) holding the
 #: backbone's GFLOPs (GMACs, the papers' unit) at the paper's input size.
@@ -56,7 +58,7 @@ def load_metafile(path: Optional[PathLike] = None) -> Dict[str, dict]:
     if not path.is_file():
         raise ConfigError(
             f'metafile {path} not found; pass the path of configs/'
-            'metafile.yml (it is not installed with the package)')
+            'metafile.yml')
     with open(path, encoding='utf-8') as f:
         data = yaml.safe_load(f)
     models = data.get('Models') if isinstance(data, dict) else None

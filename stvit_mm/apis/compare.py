@@ -172,7 +172,7 @@ def run_compare(opts: QuickstartOptions) -> Dict:
         print(f'[compare] {requested} already has content; writing to '
               f'{top} instead so nothing there is overwritten.')
     os.makedirs(top, exist_ok=True)
-    # One decision for both, before our own steps raise the load average:
+    # One decision for both, from what runs before our own steps start:
     # the second model must not get other threads than the first.
     threads = choose_threads(opts.threads)
     cfg_options = [f'randomness.seed={opts.seed}', *opts.cfg_options]

@@ -4,12 +4,13 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 
 import cv2
 
 from helpers.paths import REPO
 from stvit_mm.apis.quickstart import data_cfg_options, fresh_work_dir
-from stvit_mm.apis.threads import choose_threads
+from stvit_mm.apis.threads import busy_cores, choose_threads
 
 QUICKSTART = osp.join(REPO, 'tools', 'quickstart.py')
 
@@ -50,9 +51,28 @@ def test_thread_choice_respects_the_user(monkeypatch):
     assert choose_threads() is None  # an exported value is kept
     monkeypatch.delenv('OMP_NUM_THREADS')
     # Otherwise one thread on busy cores, torch's default on free ones.
+    cores = os.cpu_count() or 1
+    assert choose_threads(busy=cores / 2) == (1 if cores > 1 else None)
+    assert choose_threads(busy=cores / 2 - 0.5) is None
     assert choose_threads() in (None, 1)
-    if (os.cpu_count() or 1) == 1:
-        assert choose_threads() is None
+
+
+def test_busy_cores_sees_work_that_runs_now():
+    """Processes spinning on every core right now count as busy cores,
+    whatever the 1-minute load average remembers."""
+    cores = os.cpu_count() or 1
+    spin = 'import time\nend = time.time() + 6\nwhile time.time() < end: pass'
+    spinners = [subprocess.Popen([sys.executable, '-c', spin])
+                for _ in range(cores)]
+    try:
+        time.sleep(1.0)  # let them start
+        busy = busy_cores(interval=1.0)
+    finally:
+        for proc in spinners:
+            proc.kill()
+            proc.wait()
+    assert busy is not None and busy >= 0.75 * cores
+    assert choose_threads(busy=busy) == (1 if cores > 1 else None)
 
 
 def test_missing_config_fails_the_check_step(tmp_path):

@@ -10,7 +10,7 @@ _base_ = './cascade_stvit_r_swin_s_3x.py'
 
 # Converted ImageNet-1k release (STViT-R-Swin-B.pth), see
 # tools/model_converters/stvit_r_official_to_mm.py.
-pretrained = 'checkpoints/stvit_r_swin_b_in1k_mm.pth'
+pretrained = 'https://huggingface.co/csncsn/STViT-R/resolve/main/STViT-R-Swin-B.pth'  # noqa: E501
 
 model = dict(
     backbone=dict(

@@ -4,7 +4,7 @@
 # Paper (Table 14): 48.9 mIoU multi-scale, 60 GFLOPs backbone (Swin-B 87).
 _base_ = './upernet_stvit_r_swin_s_160k_ade20k.py'
 
-pretrained = 'checkpoints/stvit_r_swin_b_in1k_mm.pth'
+pretrained = 'https://huggingface.co/csncsn/STViT-R/resolve/main/STViT-R-Swin-B.pth'  # noqa: E501
 
 model = dict(
     backbone=dict(

@@ -11,7 +11,8 @@ from typing import Callable, Iterator, List, Tuple
 from mmengine.config import Config
 
 from ..errors import ConfigError
-from ..utils.checkpoint import CheckpointError, check_checkpoint_file
+from ..utils.checkpoint import (CheckpointDownloadError, CheckpointError,
+                                check_checkpoint_file, fetch_checkpoint)
 from .log import warn
 
 __all__ = [
@@ -104,6 +105,15 @@ def _missing_pretrained_message(key: str, checkpoint: str) -> str:
     return '\n'.join(lines)
 
 
+def _fetch_message(key: str, url: str, error: Exception) -> str:
+    name = osp.basename(url.split('?')[0]) or 'the file'
+    return (f'{key}.init_cfg.checkpoint: {error}. Without network, download '
+            f'{name} elsewhere and point the config at it: --cfg-options '
+            f'{key}.init_cfg.checkpoint=/path/to/{name} (the file as '
+            'released, or converted with '
+            'tools/model_converters/stvit_r_official_to_mm.py)')
+
+
 def _drop_init_cfg(owner: dict, checkpoint: str) -> None:
     """Remove the ``Pretrained`` entry of ``checkpoint`` from
     ``owner['init_cfg']``."""
@@ -119,7 +129,9 @@ def _drop_init_cfg(owner: dict, checkpoint: str) -> None:
 
 def check_pretrained(cfg: Config, resuming: bool) -> None:
     """Fail early when a ``Pretrained`` init_cfg names a local file that
-    does not exist or is not a loadable checkpoint.
+    does not exist or is not a loadable checkpoint, or an ``http(s)://``
+    URL that cannot be downloaded whole (downloaded here into torch's hub
+    cache, where the model's loader then finds it).
 
     When resuming, the weights come from the resumed checkpoint, but
     mmengine still runs ``init_weights`` first; a missing pretrained file is
@@ -136,6 +148,17 @@ def check_pretrained(cfg: Config, resuming: bool) -> None:
     """
     problems = []
     for owner, key, checkpoint in list(iter_pretrained(cfg.model)):
+        if checkpoint.startswith(('http://', 'https://')):
+            try:
+                fetch_checkpoint(checkpoint)
+            except CheckpointDownloadError as e:
+                if not resuming:
+                    problems.append(_fetch_message(key, checkpoint, e))
+                    continue
+                warn(f'{key}: {e}; not needed when resuming, so it is '
+                     'skipped.')
+                _drop_init_cfg(owner, checkpoint)
+            continue
         if is_remote(checkpoint):
             continue
         if osp.isfile(checkpoint):

@@ -147,6 +147,8 @@ def test_missing_pretrained_and_coco_are_reported_together(
     message = tool_error(
         run_train, 'configs/cascade_stvit_r_swin_s_3x.py', work_dir=tmp_path,
         cfg_options=cfg_options(
+            'model.backbone.init_cfg.checkpoint='
+            'checkpoints/stvit_r_swin_s_in1k_mm.pth',
             f'train_dataloader.dataset.data_root={tmp_path}/no/'))
     assert str(REPO / 'checkpoints/stvit_r_swin_s_in1k_mm.pth') in message
     assert 'tools/model_converters/stvit_r_official_to_mm.py' in message

@@ -72,6 +72,12 @@ TINY_SWIN = dict(embed_dims=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8))
 NO_DECAY_KEYS = ('absolute_pos_embed', 'relative_position_bias_table', 'norm')
 
 
+def release_url(size):
+    """The released ImageNet file of ``size`` on Hugging Face."""
+    return ('https://huggingface.co/csncsn/STViT-R/resolve/main/'
+            f'STViT-R-Swin-{size}.pth')
+
+
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
     # The models here are tiny: one thread is about as fast on an idle
@@ -426,8 +432,7 @@ def test_cascade_configs_hold_the_released_recipe(path, size):
     assert backbone.recovery_key_window == 27
     assert backbone.pad_mask == 'official'
     assert backbone.init_cfg == dict(
-        type='Pretrained',
-        checkpoint=f'checkpoints/stvit_r_swin_{size.lower()}_in1k_mm.pth')
+        type='Pretrained', checkpoint=release_url(size))
     c = spec['embed_dims']
     assert cfg.model.neck.in_channels == [c, 2 * c, 4 * c, 8 * c]
 
@@ -558,8 +563,7 @@ def test_upernet_configs_hold_the_swin_recipe(path, size):
     assert tuple(backbone.num_heads) == SIZES[size]['num_heads']
     assert tuple(backbone.depths) == (2, 2, 18, 2)
     assert backbone.drop_path_rate == 0.3  # the Swin segmentation recipe
-    assert backbone.init_cfg.checkpoint == (
-        f'checkpoints/stvit_r_swin_{size.lower()}_in1k_mm.pth')
+    assert backbone.init_cfg.checkpoint == release_url(size)
 
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert cfg.train_cfg.max_iters == 160000

@@ -22,6 +22,7 @@ import torch
 from mmengine.logging import MMLogger
 
 import stvit_mm  # noqa: F401
+from helpers.http_server import local_only, serving
 from helpers.mmdet211_cascade_keys import release_detector_keys
 from helpers.official_reference import official_forward
 from helpers.paths import REPO
@@ -358,25 +359,38 @@ def assert_trained_one_iteration(output):
 
 
 @pytest.mark.parametrize('task', ['det', 'seg'])
-@pytest.mark.parametrize('converted', [True, False],
-                         ids=['converted', 'as-released'])
+@pytest.mark.parametrize('source', ['converted', 'as-released', 'by-url'])
 def test_imagenet_release_initialises_the_paper_config(
-        s_imagenet_release, coco_root, ade_root, tmp_path, task, converted):
-    weights = s_imagenet_release
-    if converted:
-        weights = tmp_path / 'stvit_r_swin_s_in1k_mm.pth'
-        output = run_tool('tools/model_converters/stvit_r_official_to_mm.py',
-                          s_imagenet_release, weights, '--config',
-                          DET_CONFIG if task == 'det' else SEG_CONFIG)
-        assert 'every key and shape matches' in output
+        s_imagenet_release, coco_root, ade_root, tmp_path, monkeypatch, task,
+        source):
+    """tools/train.py trains the paper config from the ImageNet release:
+    converted, as released, or as released and read from its URL (served
+    here on loopback; the configs name the Hugging Face URL)."""
     config, data = ((DET_CONFIG, coco_options(coco_root)) if task == 'det'
                     else (SEG_CONFIG, ade_options(ade_root)))
     if task == 'seg':
         run = [*small_run(tmp_path / 'work', 2), 'train_cfg.max_iters=1']
     else:
         run = [*small_run(tmp_path / 'work', 1), 'train_cfg.max_epochs=1']
-    output = run_tool('tools/train.py', config, *run, *data,
-                      f'model.backbone.init_cfg.checkpoint={weights}')
+    weights = s_imagenet_release
+    if source == 'converted':
+        weights = tmp_path / 'stvit_r_swin_s_in1k_mm.pth'
+        output = run_tool('tools/model_converters/stvit_r_official_to_mm.py',
+                          s_imagenet_release, weights, '--config', config)
+        assert 'every key and shape matches' in output
+    if source == 'by-url':
+        local_only(monkeypatch, tmp_path / 'torch_home')
+        with serving(s_imagenet_release.parent) as base:
+            output = run_tool(
+                'tools/train.py', config, *run, *data,
+                f'model.backbone.init_cfg.checkpoint={base}/'
+                f'{s_imagenet_release.name}')
+        cached = tmp_path / 'torch_home/hub/checkpoints' / (
+            s_imagenet_release.name)
+        assert cached.read_bytes() == s_imagenet_release.read_bytes()
+    else:
+        output = run_tool('tools/train.py', config, *run, *data,
+                          f'model.backbone.init_cfg.checkpoint={weights}')
     assert_trained_one_iteration(output)
 
 

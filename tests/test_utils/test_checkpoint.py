@@ -8,12 +8,9 @@ that loads checkpoints, with an error that says why.
 """
 import argparse
 import copy
-import functools
-import http.server
 import os
 import os.path as osp
 import pickle
-import threading
 
 import numpy as np
 import pytest
@@ -24,6 +21,7 @@ from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import stvit_mm  # noqa: F401  (registers the safe globals and loaders)
+from helpers.http_server import local_only, serving
 from helpers.payloads import (Evals, GetsAttribute, Partial, RunsShell,
                               save_payload)
 from helpers.tiny_configs import BASE_LR, WARMUP_START, tiny_retinanet_cfg
@@ -200,12 +198,6 @@ def test_mmengine_paths_refuse_code(trained, tmp_path, marker):
         Runner.from_cfg(cfg).test()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-
-    def log_message(self, *args):
-        pass
-
-
 def test_url_checkpoints_load_weights_only(tmp_path, marker, monkeypatch):
     """mmengine loads URLs with torch.hub's ``weights_only=False`` default;
     the registered loader must close that path too."""
@@ -213,22 +205,12 @@ def test_url_checkpoints_load_weights_only(tmp_path, marker, monkeypatch):
     served.mkdir()
     save_payload(served / 'evil.pth', RunsShell(marker))
     torch.save({'w': torch.arange(3.)}, served / 'good.pth')
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    for var in ('no_proxy', 'NO_PROXY'):
-        monkeypatch.setenv(var, '127.0.0.1')
-    handler = functools.partial(_QuietHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f'http://127.0.0.1:{server.server_address[1]}'
+    local_only(monkeypatch, tmp_path / 'torch_home')
+    with serving(served) as url:
         good = _load_checkpoint(f'{url}/good.pth', map_location='cpu')
         assert torch.equal(good['w'], torch.arange(3.))
         with pytest.raises(CheckpointError, match='could run code'):
             _load_checkpoint(f'{url}/evil.pth', map_location='cpu')
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_unknown_callable_becomes_inert_stand_in(tmp_path, marker):

@@ -2,8 +2,11 @@
 # (changsn/STViT-R-Object-Detection: configs/swin/cascade_mask_rcnn_swin_
 # small_patch4_window7_mstrain_480-800_giou_4conv1f_adamw_3x_coco.py over
 # the defaults of mmdet/models/backbones/swin_transformer.py), initialised
-# from the converted ImageNet-1k release (STViT-R-Swin-S.pth, see
-# tools/model_converters/stvit_r_official_to_mm.py).
+# from the released ImageNet-1k classifier, read as released from its URL
+# (downloaded once into torch's hub cache). Offline, point it at a local
+# copy, as released or converted by
+# tools/model_converters/stvit_r_official_to_mm.py:
+#     --cfg-options model.backbone.init_cfg.checkpoint=/path/to/STViT-R-Swin-S.pth
 #
 # It is a variable, not `model`: mmengine refuses two bases that define the
 # same key, and the recipes (../recipes/) define `model`. A config lists
@@ -12,7 +15,7 @@
 # The B size changes embed_dims, num_heads, drop_path_rate and the
 # checkpoint (../../cascade_stvit_r_swin_b_3x.py).
 
-pretrained = 'checkpoints/stvit_r_swin_s_in1k_mm.pth'
+pretrained = 'https://huggingface.co/csncsn/STViT-R/resolve/main/STViT-R-Swin-S.pth'  # noqa: E501
 
 # Each argument with its name in the release. Fixed there and here:
 # ape=False, patch_norm=True, relative_pos=False,

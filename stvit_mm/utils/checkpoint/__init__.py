@@ -30,10 +30,13 @@ One concern per module:
 * ``file_checks``: judging a file before unpickling it;
 * ``untrusted``: the stand-in load itself;
 * ``fit``: weights that must fit a model exactly;
+* ``download``: checkpoints given by URL, cached only when whole;
 * ``mmengine_loaders``: mmengine's loaders routed through all of this.
 """
 from .errors import (CheckpointError, CheckpointMismatchError,
                      CheckpointNotFoundError)
+from .download import (CheckpointDownloadError, cache_path,
+                       fetch_checkpoint)
 from .file_checks import check_checkpoint_file
 from .fit import check_state_dict_fits
 from .mmengine_loaders import (load_from_local, load_url,
@@ -47,5 +50,6 @@ __all__ = [
     'StandIn', 'StandInDict', 'register_safe_globals',
     'load_untrusted_checkpoint', 'check_checkpoint_file',
     'check_state_dict_fits', 'register_checkpoint_loaders',
-    'load_from_local', 'load_url'
+    'load_from_local', 'load_url', 'CheckpointDownloadError',
+    'cache_path', 'fetch_checkpoint'
 ]

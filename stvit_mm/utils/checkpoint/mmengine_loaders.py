@@ -8,15 +8,17 @@ files (so torch >= 2.6 refuses foreign classes with a raw
 ``resume`` and ``init_cfg=dict(type='Pretrained')`` all get the protection
 and the explanations of :func:`load_untrusted_checkpoint`.
 """
+import hashlib
 import logging
 import os
 import os.path as osp
-from urllib.parse import urlparse
 
 import torch
 
 from ..compat import (check_versions, rebind_mmengine_load_url,
                       register_local_checkpoint_loader)
+from .download import fetch_checkpoint
+from .errors import CheckpointError
 from .untrusted import load_with_stand_ins
 
 __all__ = ['load_from_local', 'load_url', 'register_checkpoint_loaders']
@@ -65,16 +67,17 @@ def load_url(url,
     ``torch.utils.model_zoo.load_url``, i.e.
     ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults
     to False: a downloaded checkpoint could run code. This has the same
-    signature and cache layout and loads through :func:`load_from_local`.
-    Unlike torch's, it does not unpack zip files made by hand from pre-1.6
-    checkpoints.
+    signature and cache layout, downloads with :func:`fetch_checkpoint`
+    (nothing incomplete is ever cached) and loads through
+    :func:`load_from_local`. Unlike torch's, it does not unpack zip files
+    made by hand from pre-1.6 checkpoints.
 
     Args:
         url (str): URL of the checkpoint.
         model_dir (str, optional): Cache directory. Defaults to
             ``<torch.hub.get_dir()>/checkpoints``.
         map_location: As for :func:`torch.load`.
-        progress (bool): Show a download progress bar.
+        progress (bool): Unused; kept for torch's signature.
         check_hash (bool): Check the file's SHA256 against the hex digits in
             its name (``name-<sha256 prefix>.ext``).
         file_name (str, optional): Cache file name. Defaults to the URL's.
@@ -82,19 +85,28 @@ def load_url(url,
     Returns:
         The checkpoint.
     """
-    if model_dir is None:
-        model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    file_name = file_name or osp.basename(urlparse(url).path)
-    cached_file = osp.join(model_dir, file_name)
-    if not osp.exists(cached_file):
-        hash_prefix = None
-        if check_hash:
-            found = torch.hub.HASH_REGEX.search(file_name)
-            hash_prefix = found.group(1) if found else None
-        torch.hub.download_url_to_file(
-            url, cached_file, hash_prefix, progress=progress)
+    cached_file = fetch_checkpoint(url, model_dir, file_name)
+    if check_hash:
+        _check_hash(cached_file)
     return load_from_local(cached_file, map_location)
+
+
+def _check_hash(path):
+    """Refuse (and drop from the cache) a file whose SHA256 does not start
+    with the hex digits in its name, as torch's ``check_hash`` does."""
+    found = torch.hub.HASH_REGEX.search(osp.basename(path))
+    if not found:
+        return
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(found.group(1)):
+        os.remove(path)
+        raise CheckpointError(
+            f'{path}: SHA256 {digest.hexdigest()[:12]}... does not match '
+            f'the {found.group(1)!r} in its name; the download was removed, '
+            'try again.')
 
 
 def register_checkpoint_loaders():

@@ -7,7 +7,7 @@ Usage:
     # the ImageNet release as a whole mmpretrain classifier (tools/test.py):
     python tools/model_converters/stvit_r_official_to_mm.py \
         STViT-R-Swin-S.pth checkpoints/stvit_r_swin_s_in1k_cls.pth \
-        --classifier --config configs/imagenet/stvit_r_swin_s_8xb128_in1k.py
+        --classifier --config configs/imagenet/stvit_r_swin_s_16xb64_in1k.py
 """
 import argparse
 

@@ -188,6 +188,8 @@ def module_resolves(name: str) -> bool:
             '.py').is_file() else base / '__init__.py'
         if module.is_file():
             rest = parts[i:]
+            if rest and re.fullmatch(r'__\w+__', rest[0]):
+                return True  # a module's own attribute (__file__, ...)
             return not rest or re.search(rf'\b{re.escape(rest[0])}\b',
                                          module.read_text()) is not None
     return False

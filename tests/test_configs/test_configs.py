@@ -788,8 +788,8 @@ def test_metafile_entries_describe_their_configs(path):
     assert [(r['Task'], r['Dataset']) for r in entry['Results']] == tasks
     if is_stvit:
         assert weights['Hugging Face'] == 'csncsn/STViT-R'
-        assert weights['ImageNet-1k'] == f'STViT-R-Swin-{size}.pth'
-        assert weights['Converted'] == backbone.init_cfg.checkpoint
+        assert weights['ImageNet-1k'] == backbone.init_cfg.checkpoint
+        assert weights['ImageNet-1k'] == release_url(size)
         if cfg.default_scope == 'mmdet':
             assert weights['COCO'] == COCO_RELEASE.format(
                 {'S': 'small', 'B': 'base'}[size])

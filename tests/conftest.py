@@ -8,7 +8,7 @@
   and read-only: ``coco_root`` and ``ade_root`` (the quickstart layouts)
   and ``retinanet_data_root`` (the tiny RetinaNet's, see
   :mod:`helpers.tiny_configs`);
-* ``tiny_configs``: the quickstart configs at a quarter of their size;
+* ``tiny_configs``: the quickstart configs with smaller images;
 * ``tool_error``: a tool's exit message, run in-process; ``marker``: a file
   that a crafted pickle must never create.
 
@@ -20,7 +20,7 @@ import torch
 
 from helpers.paths import (IMAGENET_RELEASE_WEIGHTS, PARITY, QUICKSTART_DET,
                            QUICKSTART_SEG, REPO)
-from helpers.tiny_configs import RETINA_DATA, TINY_DET_CONFIG, TINY_SEG_CONFIG
+from helpers.tiny_configs import RETINA_DATA, tiny_config_text
 from helpers.tools import exit_message
 from stvit_mm.datasets import generate_synthetic_dataset
 
@@ -80,8 +80,8 @@ def tiny_configs(tmp_path_factory):
     root = tmp_path_factory.mktemp('configs')
     det = root / 'tiny_quickstart_coco.py'
     seg = root / 'tiny_quickstart_ade.py'
-    det.write_text(TINY_DET_CONFIG.format(base=REPO / QUICKSTART_DET))
-    seg.write_text(TINY_SEG_CONFIG.format(base=REPO / QUICKSTART_SEG))
+    det.write_text(tiny_config_text(REPO / QUICKSTART_DET, 'det'))
+    seg.write_text(tiny_config_text(REPO / QUICKSTART_SEG, 'seg'))
     return dict(det=det, seg=seg)
 
 

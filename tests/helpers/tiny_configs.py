@@ -1,8 +1,7 @@
 """Tiny configs the tests train and test with.
 
-* ``TINY_DET_CONFIG`` / ``TINY_SEG_CONFIG``: the quickstart configs at a
-  quarter of their image size (``{base}`` is the quickstart config's path;
-  the ``tiny_configs`` fixture of ``tests/conftest.py`` writes them).
+* :func:`tiny_config_text`: the quickstart configs with smaller images
+  (the ``tiny_configs`` fixture of ``tests/conftest.py`` writes them).
 * :func:`tiny_retinanet_cfg`: a stock mmdet RetinaNet with an 8-channel
   ResNet-18, the fastest real detector for the Runner and the tools; it
   reads the train split of a synthetic COCO set
@@ -28,79 +27,52 @@ RETINA_IMG_DIR = 'train/'
 #: holds one of these, so ``filter_empty_gt`` keeps them all.
 RETINA_CLASSES = ('circle', 'triangle')
 
-# The quickstart configs at a quarter of their image size, so that a few
-# iterations take seconds; model, optimizer, hooks and the pipelines' shape
-# are the quickstart's.
-TINY_DET_CONFIG = """
-_base_ = '{base}'
-scales = [(160, 80), (160, 96)]
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(
-        type='RandomChoice',
-        transforms=[
-            [dict(type='RandomChoiceResize', scales=scales, keep_ratio=True)],
-            [
-                dict(type='RandomChoiceResize', scales=[(160, 64), (160, 80)],
-                     keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range',
-                     crop_size=(48, 72), allow_negative_crop=True),
-                dict(type='RandomChoiceResize', scales=scales, keep_ratio=True)
-            ],
-        ]),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(160, 96), keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
-                    'scale_factor'))
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-"""
-TINY_SEG_CONFIG = """
-_base_ = '{base}'
-crop_size = (64, 64)
-model = dict(data_preprocessor=dict(size=crop_size))
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='RandomResize', scale=(256, 64), ratio_range=(0.5, 2.0),
-         keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(256, 64), keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    dict(type='PackSegInputs')
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [dict(type='Resize', scale=(int(256 * r), int(64 * r)),
-                  keep_ratio=True) for r in (0.5, 1.0, 1.5)],
-            [dict(type='RandomFlip', prob=0., direction='horizontal'),
-             dict(type='RandomFlip', prob=1., direction='horizontal')],
-            [dict(type='LoadAnnotations')],
-            [dict(type='PackSegInputs')],
-        ])
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
-"""
+#: Image sizes of the tiny configs against the quickstart's: its detection
+#: images are 256 px and the tests' 96 px; its segmentation pipeline scales
+#: ADE20K's 512 px to 256 and the tests' to 64.
+TINY_FACTORS = dict(det=96 / 256, seg=64 / 256)
+#: The pipeline settings that are image sizes.
+_SIZE_KEYS = ('scale', 'scales', 'crop_size')
+
+
+def _shrunk(node, factor):
+    """``node`` (pipelines: dicts, lists, tuples) as plain Python, with every
+    image size multiplied by ``factor``."""
+    if isinstance(node, dict):
+        return {k: (_sizes(v, factor) if k in _SIZE_KEYS else
+                    _shrunk(v, factor)) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(_shrunk(v, factor) for v in node)
+    return node
+
+
+def _sizes(value, factor):
+    if isinstance(value, (int, float)):
+        return max(1, round(value * factor))
+    return type(value)(_sizes(v, factor) for v in value)
+
+
+def tiny_config_text(base: str, task: str) -> str:
+    """The quickstart config ``base`` with its pipelines shrunk by
+    ``TINY_FACTORS[task]``, so that a few iterations take seconds; model,
+    optimizer, hooks and the pipelines' steps stay the quickstart's.
+
+    Returns:
+        str: A config file's text that inherits ``base``.
+    """
+    cfg = Config.fromfile(base)
+    factor = TINY_FACTORS[task]
+    lines = [f'_base_ = {str(base)!r}']
+    for name in ('train_pipeline', 'test_pipeline', 'tta_pipeline'):
+        if name in cfg:
+            lines.append(f'{name} = {_shrunk(cfg[name].copy(), factor)!r}')
+    if task == 'seg':
+        crop = _sizes(tuple(cfg.crop_size), factor)
+        lines.append(f'model = dict(data_preprocessor=dict(size={crop!r}))')
+    lines += ['train_dataloader = dict(dataset=dict(pipeline=train_pipeline))',
+              'val_dataloader = dict(dataset=dict(pipeline=test_pipeline))',
+              'test_dataloader = val_dataloader']
+    return '\n'.join(lines) + '\n'
 
 
 def tiny_retinanet_cfg(data_root, work_dir):

@@ -42,5 +42,6 @@ def test_mmengine_counter_agrees_with_ours():
                                           show_arch=False)['flops']
     ours = count_macs(model, x.shape)
     # Both count multiply-accumulates of convolutions, linears and
-    # matmuls; the stock counter also counts normalisations (a few %).
+    # matmuls; the stock counter also counts a few cheap ops ours leaves
+    # out (the stem's batch norms): 1-4% more on tiny backbones.
     assert 0.98 <= stock / ours <= 1.10, (stock, ours)

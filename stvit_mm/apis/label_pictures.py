@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['IGNORE_INDEX', 'MIN_PANEL', 'panel_scale', 'label_panel',
-           'label_legend', 'caption_strip', 'stack_rows', 'metric_score_thr']
+           'label_legend', 'caption_strip', 'stack_rows', 'metric_score_thr',
+           'segmentation_picture', 'dataset_palette']
 
 #: mmseg's ignore index: pixels the metrics and the loss never see.
 IGNORE_INDEX = 255
@@ -158,3 +159,54 @@ def metric_score_thr(model_cfg: Dict) -> Tuple[Optional[float],
     test_cfg = model_cfg.get('test_cfg') or {}
     test_cfg = test_cfg.get('rcnn', test_cfg) or {}
     return test_cfg.get('score_thr'), test_cfg.get('max_per_img')
+
+
+def segmentation_picture(image: np.ndarray, pred: np.ndarray,
+                         truth: Optional[np.ndarray], classes: Sequence[str],
+                         palette: Sequence[Sequence[int]],
+                         opacity: float = 0.6) -> np.ndarray:
+    """Ground truth | prediction (or the prediction alone) as mIoU scores
+    them, each panel at least :data:`MIN_PANEL` pixels, above a caption and
+    a legend.
+
+    Args:
+        image (np.ndarray): RGB (H, W, 3) uint8.
+        pred (np.ndarray): (H, W) predicted classes.
+        truth (np.ndarray, optional): (H, W) ground truth; its
+            ``IGNORE_INDEX`` pixels are drawn as ignored in both panels.
+        classes (Sequence[str]): Class names.
+        palette (Sequence): RGB per class.
+        opacity (float): Opacity of the class colours.
+
+    Returns:
+        np.ndarray: RGB picture.
+    """
+    scale = panel_scale(image.shape[:2])
+    ignored = None if truth is None else truth == IGNORE_INDEX
+    panels = [label_panel(image, pred, palette, opacity, ignored, scale)]
+    present = {int(v) for v in np.unique(
+        pred if ignored is None else pred[~ignored])}
+    if truth is None:
+        text = ('Prediction. No ground truth given (--ground-truth), so '
+                'every pixel shows a class, including any that mIoU '
+                f'ignores ({IGNORE_INDEX} in the ground truth).')
+    else:
+        panels.insert(0, label_panel(image, truth, palette, opacity,
+                                     scale=scale))
+        present |= {int(v) for v in np.unique(truth)}
+        text = ('Left: ground truth. Right: prediction. Grey stripes: '
+                'pixels the ground truth ignores, which mIoU does not '
+                'score; the prediction there is not shown.')
+    row = np.concatenate(panels, axis=1)
+    width = row.shape[1]
+    return stack_rows(row, caption_strip(width, [text]),
+                      label_legend(width, classes, palette, sorted(present),
+                                   ': not scored by mIoU'))
+
+
+def dataset_palette(meta: dict) -> list:
+    """The palette of ``meta``, else a fixed one per class."""
+    if meta.get('palette'):
+        return list(meta['palette'])
+    rng = np.random.RandomState(0)
+    return rng.randint(0, 256, (len(meta.get('classes', [])), 3)).tolist()

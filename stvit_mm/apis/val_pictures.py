@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from .inference import build_visualizer, read_image
-from .label_pictures import (IGNORE_INDEX, caption_strip, label_legend,
-                             label_panel, metric_score_thr, panel_scale,
-                             stack_rows)
+from .label_pictures import (caption_strip, dataset_palette,
+                             metric_score_thr, panel_scale,
+                             segmentation_picture, stack_rows)
 
 __all__ = ['DET_SCORE_THR', 'coco_ground_truth', 'label_map_ground_truth',
            'draw_val_predictions', 'draw_detection_pair',
@@ -194,14 +194,6 @@ def _resize_image(image: np.ndarray, scale: int) -> np.ndarray:
         image, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
 
 
-def dataset_palette(meta: dict) -> list:
-    """The palette of ``meta``, else a fixed one per class."""
-    if meta.get('palette'):
-        return list(meta['palette'])
-    rng = np.random.RandomState(0)
-    return rng.randint(0, 256, (len(meta.get('classes', [])), 3)).tolist()
-
-
 def draw_segmentation_pair(model: torch.nn.Module, image_path: str, gt,
                            out_file: str, opacity: float = 0.6) -> None:
     """Ground truth | prediction of a segmentor as mIoU scores them: pixels
@@ -222,21 +214,6 @@ def draw_segmentation_pair(model: torch.nn.Module, image_path: str, gt,
     pred, truth = pred.cpu().numpy(), gt.data[0].numpy()
     classes = model.dataset_meta.get('classes', [])
     palette = dataset_palette(model.dataset_meta)
-    ignored = truth == IGNORE_INDEX
-    scale = panel_scale(image.shape[:2])
-    panels = np.concatenate([
-        label_panel(image, truth, palette, opacity, scale=scale),
-        label_panel(image, pred, palette, opacity, ignored, scale=scale)
-    ], axis=1)
-    present = sorted({int(v) for v in np.unique(truth)} |
-                     {int(v) for v in np.unique(pred[~ignored])})
-    width = panels.shape[1]
-    picture = stack_rows(
-        panels,
-        caption_strip(width, [
-            'Left: ground truth. Right: prediction. Grey stripes: pixels '
-            'the ground truth ignores, which mIoU does not score; the '
-            'prediction there is not shown.']),
-        label_legend(width, classes, palette, present,
-                     ': not scored by mIoU'))
+    picture = segmentation_picture(image, pred, truth, classes, palette,
+                                   opacity)
     mmcv.imwrite(picture[..., ::-1], out_file)

@@ -118,6 +118,19 @@ def record_unit(backbone: nn.Module, unit_index: int) -> Iterator[UnitRecord]:
             handle.remove()
 
 
+def _attention_inputs(block: nn.Module, *args) -> tuple:
+    """What ``block`` passes to its attention (queries, keys, values,
+    mask) when it runs on ``args``."""
+    seen = []
+    handle = block.attn.register_forward_pre_hook(
+        lambda module, inputs: seen.append(inputs))
+    try:
+        block(*args)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
 def _softmax(q: Tensor, keys: Tensor, mask: Optional[Tensor]) -> Tensor:
     """Per-head attention weights of ``scaled_dot_product_attention``."""
     logits = q @ keys.transpose(-1, -2) * q.shape[-1]**-0.5
@@ -143,22 +156,10 @@ def generation_weights(record: UnitRecord, step: int) -> Tuple[Tensor,
     """
     block = record.unit.generate[step]
     if record.imagenet:
-        image, geo = record.generation[0]
-        pooled = max_pool_windows(image, block.window_size,
-                                  geo.sample_window_size,
-                                  block.pool_pad_value)
-        neighbours, mask = block.neighbourhoods(image)
-        if mask is not None or geo.local_mask is not None:
-            # As the block builds it: pooled keys, then the neighbourhood.
-            nW, N, K = pooled.shape[1], pooled.shape[2], neighbours.shape[2]
-            zeros = image.new_zeros(nW, 1, 1, N + K)
-            mask = torch.cat([
-                zeros[..., :N] if geo.local_mask is None else
-                geo.local_mask.to(zeros),
-                zeros[..., N:] if mask is None else mask], dim=-1)
-        queries = block.norm1(pooled)
-        keys, values = block.attn.split_kv(
-            torch.cat([queries, block.norm1(neighbours)], dim=2))
+        # Its keys (pooled tokens + neighbourhood) and mask, as the block
+        # hands them to its attention.
+        queries, keys, values, mask = _attention_inputs(
+            block, *record.generation[0])
     else:
         image, semantic, geo, _ = record.generation[step]
         if semantic is None:

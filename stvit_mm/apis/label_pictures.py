@@ -65,9 +65,11 @@ def label_panel(image: np.ndarray, labels: np.ndarray,
     out = image.astype(np.float32).copy()
     colours = np.asarray(palette, np.float32).reshape(-1, 3)
     known = (labels >= 0) & (labels < len(colours))
-    out[known] = ((1 - opacity) * out[known] +
-                  opacity * colours[labels[known]])
     ignore = ~known if ignored is None else (~known | ignored)
+    # No class colour under the ignored pixels: the image alone, greyed.
+    paint = known & ~ignore
+    out[paint] = ((1 - opacity) * out[paint] +
+                  opacity * colours[labels[paint]])
     out[ignore] = 0.35 * out[ignore] + 0.65 * np.array(IGNORED_RGB)
     out = _resize(out.clip(0, 255).astype(np.uint8), scale, False)
     ignore = _resize(ignore.astype(np.uint8), scale, True).astype(bool)

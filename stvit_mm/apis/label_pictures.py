@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ['IGNORE_INDEX', 'MIN_PANEL', 'panel_scale', 'label_panel',
            'label_legend', 'caption_strip', 'stack_rows', 'metric_score_thr',
-           'segmentation_picture', 'dataset_palette']
+           'segmentation_picture', 'dataset_palette', 'upscale_image']
 
 #: mmseg's ignore index: pixels the metrics and the loss never see.
 IGNORE_INDEX = 255
@@ -32,14 +32,19 @@ def panel_scale(shape: Tuple[int, int], minimum: int = MIN_PANEL) -> int:
     return max(1, math.ceil(minimum / max(1, min(shape[:2]))))
 
 
-def _resize(array: np.ndarray, scale: int, nearest: bool) -> np.ndarray:
+def upscale_image(image: np.ndarray, scale: int) -> np.ndarray:
+    """The image ``scale`` times larger (bilinear)."""
     import cv2
     if scale == 1:
-        return array
-    h, w = array.shape[:2]
-    return cv2.resize(array, (w * scale, h * scale),
-                      interpolation=cv2.INTER_NEAREST if nearest else
-                      cv2.INTER_LINEAR)
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (w * scale, h * scale),
+                      interpolation=cv2.INTER_LINEAR)
+
+
+def _repeat(array: np.ndarray, scale: int) -> np.ndarray:
+    """A label map or mask ``scale`` times larger, pixel by pixel."""
+    return array.repeat(scale, 0).repeat(scale, 1)
 
 
 def label_panel(image: np.ndarray, labels: np.ndarray,
@@ -47,6 +52,10 @@ def label_panel(image: np.ndarray, labels: np.ndarray,
                 ignored: Optional[np.ndarray] = None,
                 scale: int = 1) -> np.ndarray:
     """A label map blended over the image; ignored pixels grey, striped.
+
+    The image is upscaled first and the labels painted on it pixel by
+    pixel, so a pixel's colour depends on its own label only: two panels
+    of one image draw their ignored pixels identically.
 
     Args:
         image (np.ndarray): RGB (H, W, 3) uint8.
@@ -61,18 +70,18 @@ def label_panel(image: np.ndarray, labels: np.ndarray,
     Returns:
         np.ndarray: RGB (H * scale, W * scale, 3) uint8.
     """
-    labels = np.asarray(labels).astype(np.int64)
-    out = image.astype(np.float32).copy()
+    labels = _repeat(np.asarray(labels).astype(np.int64), scale)
+    out = upscale_image(image, scale).astype(np.float32)
     colours = np.asarray(palette, np.float32).reshape(-1, 3)
     known = (labels >= 0) & (labels < len(colours))
-    ignore = ~known if ignored is None else (~known | ignored)
+    ignore = ~known if ignored is None else (~known | _repeat(ignored,
+                                                              scale))
     # No class colour under the ignored pixels: the image alone, greyed.
     paint = known & ~ignore
     out[paint] = ((1 - opacity) * out[paint] +
                   opacity * colours[labels[paint]])
     out[ignore] = 0.35 * out[ignore] + 0.65 * np.array(IGNORED_RGB)
-    out = _resize(out.clip(0, 255).astype(np.uint8), scale, False)
-    ignore = _resize(ignore.astype(np.uint8), scale, True).astype(bool)
+    out = out.clip(0, 255).astype(np.uint8)
     h, w = ignore.shape
     stripes = (np.add.outer(np.arange(h), np.arange(w)) // 4) % 3 == 0
     out[ignore & stripes] = (200, 200, 200)

@@ -13,7 +13,8 @@ import torch
 from .inference import build_visualizer, read_image
 from .label_pictures import (caption_strip, dataset_palette,
                              metric_score_thr, panel_scale,
-                             segmentation_picture, stack_rows)
+                             segmentation_picture, stack_rows,
+                             upscale_image)
 
 __all__ = ['DET_SCORE_THR', 'coco_ground_truth', 'label_map_ground_truth',
            'draw_val_predictions', 'draw_detection_pair',
@@ -172,7 +173,7 @@ def draw_detection_pair(model: torch.nn.Module, image_path: str, gt,
     result.pred_instances = _scaled_instances(result.pred_instances, scale)
     result.gt_instances = _scaled_instances(gt, scale)
     visualizer.add_datasample(
-        osp.basename(image_path), _resize_image(image, scale),
+        osp.basename(image_path), upscale_image(image, scale),
         data_sample=result, draw_gt=True, draw_pred=True,
         pred_score_thr=score_thr, out_file=out_file)
     drawn = mmcv.imread(out_file, channel_order='rgb')
@@ -185,13 +186,6 @@ def draw_detection_pair(model: torch.nn.Module, image_path: str, gt,
         f'{score_thr:g} ({drawn_count} of {total} detections drawn).',
         f'The COCO metrics score {kept}, without this drawing threshold.'])
     mmcv.imwrite(stack_rows(drawn, caption)[..., ::-1], out_file)
-
-
-def _resize_image(image: np.ndarray, scale: int) -> np.ndarray:
-    import cv2
-    h, w = image.shape[:2]
-    return image if scale == 1 else cv2.resize(
-        image, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR)
 
 
 def draw_segmentation_pair(model: torch.nn.Module, image_path: str, gt,

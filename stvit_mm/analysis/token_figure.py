@@ -197,10 +197,11 @@ def draw_token_figure(record: UnitRecord, rgb: np.ndarray, windows: List,
                      cols_c[first + j].tolist(), 'white', width=1.2)
                 other = float(nmap.other[j])
                 ax.set_title(f'token ({j // s},{j % s})' +
-                             (f', {other:.0%} on pooled' if other else ''),
+                             (f'\n{other:.0%} on pooled keys' if other
+                              else ''),
                              fontsize=8)
                 if j == 0:
-                    what = ('one step, pooled tokens + '
+                    what = ('one step, pooled +\n'
                             if record.imagenet else f'step {step + 1}, ')
                     ax.set_ylabel(f'W{wi + 1} {tuple(win)}\n{what}'
                                   f'{kr}x{kc} keys', fontsize=8,

@@ -17,6 +17,7 @@ import pytest
 
 from helpers.tools import run_tool, seg_data_options, short_run_options
 from helpers.tiny_configs import tiny_retinanet_cfg
+from stvit_mm.apis.label_pictures import panel_scale
 from stvit_mm.deployment import OnnxMismatchError, export_config
 from stvit_mm.errors import ConfigError, InputError
 from stvit_mm.utils import CheckpointMismatchError

@@ -20,7 +20,7 @@ Two unit types exist (:mod:`stvit_mm.models.layers.dumbbell`):
 """
 import contextlib
 import dataclasses
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -318,12 +318,3 @@ def semantic_cells(record: UnitRecord) -> Tuple[Tensor, Tensor]:
     rows = wr[:, None, None] * w + bounds[ir][None]  # nW, s*s, 2
     cols = wc[:, None, None] * w + bounds[ic][None]
     return rows.reshape(-1, 2), cols.reshape(-1, 2)
-
-
-def unit_summary(record: UnitRecord) -> Dict:
-    """Sizes the figure names: map, windows, s, heads, key windows."""
-    geo = record.geometry
-    H, W = record.image.shape[1:3]
-    return dict(map=(H, W), windows=geo.num_windows,
-                s=geo.sample_window_size,
-                heads=record.unit.recovery_block.attn.num_heads)

@@ -60,7 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--compare also of both trainings)')
     add('--num-vis', type=int, help='val images to draw predictions on')
     add('--score-thr', type=float,
-        help='score threshold for drawn detections')
+        help='score threshold of the drawn detections (default 0.5: the '
+        "model's answer rather than every per-class candidate; the metrics "
+        'use no such threshold)')
     add('--val-during-train', action='store_true',
         help="keep the config's validation inside train.py (by default "
         'skipped: tools/test.py evaluates the final checkpoint on the same '

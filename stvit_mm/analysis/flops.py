@@ -262,7 +262,9 @@ def config_table(configs: Sequence[str], shapes: Sequence[Tuple[int, int]],
         configs (Sequence[str]): Config paths.
         shapes (Sequence[tuple]): (H, W) inputs; empty: the paper's COCO
             input (800x1280) for mmdet configs, its ADE20K input (512x512)
-            for mmseg ones.
+            for mmseg ones, 224x224 for mmpretrain ones. An STViT-R-Swin
+            classifier is followed by mmpretrain's Swin of its width and
+            the ratio.
         whole_model (bool): Add whole-model parameters and GFLOPs.
 
     Returns:
@@ -274,8 +276,10 @@ def config_table(configs: Sequence[str], shapes: Sequence[Tuple[int, int]],
     rows = []
     for path in configs:
         cfg = load_config(path)
-        default = None if shapes else paper_input_sizes()[
-            'coco' if cfg.default_scope == 'mmdet' else 'ade']
+        default = IMAGENET_INPUT if cfg.default_scope == 'mmpretrain' else \
+            paper_input_sizes()['coco' if cfg.default_scope == 'mmdet' else
+                                'ade']
+        twin = imagenet_swin_config(cfg)
         for shape in shapes or [default]:
             res = measure_config(path, shape, whole_model)
             row = [osp.basename(path), f'{shape[0]}x{shape[1]}',
@@ -285,7 +289,36 @@ def config_table(configs: Sequence[str], shapes: Sequence[Tuple[int, int]],
                 row += [format_params(res['model_params']),
                         format_gmacs(res['model_macs'])]
             rows.append(row)
+            if twin:  # the classifier against mmpretrain's Swin, same count
+                base = measure_config(twin, shape, False)
+                rows.append([f'mmpretrain {osp.basename(twin)}',
+                             f'{shape[0]}x{shape[1]}', 'SwinTransformer',
+                             format_params(base['params']),
+                             format_gmacs(base['macs'])] +
+                            ([''] * 2 if whole_model else []))
+                rows.append(['ratio STViT-R / Swin', '', '', '',
+                             f'{res["macs"] / base["macs"]:.2f}'] +
+                            ([''] * 2 if whole_model else []))
     return markdown_table(headers, rows)
+
+
+#: The ImageNet classifier's input, and mmpretrain's Swin of each width.
+IMAGENET_INPUT = (224, 224)
+IMAGENET_SWIN = {96: 'swin-small_16xb64_in1k.py',
+                 128: 'swin-base_16xb64_in1k.py'}
+
+
+def imagenet_swin_config(cfg) -> Optional[str]:
+    """mmpretrain's Swin config of an STViT-R-Swin classifier's width, or
+    None for other configs."""
+    backbone = cfg.model.get('backbone', {})
+    name = IMAGENET_SWIN.get(backbone.get('embed_dims'))
+    if (cfg.default_scope != 'mmpretrain' or name is None
+            or str(backbone.get('type')).split('.')[-1] != 'STViTRSwin'):
+        return None
+    import mmpretrain
+    return osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs',
+                    'swin_transformer', name)
 
 
 def flops_report(settings: FlopsSettings) -> str:

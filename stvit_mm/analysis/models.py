@@ -50,18 +50,18 @@ def build_module(cfg: Config, module_cfg: dict) -> nn.Module:
     process.
 
     Args:
-        cfg (Config): The config (default_scope mmdet or mmseg), loaded
+        cfg (Config): The config (default_scope mmdet, mmseg or
+            mmpretrain), loaded
             with :func:`stvit_mm.apis.load_config`.
         module_cfg (dict): What to build.
 
     Returns:
         nn.Module: The built module.
     """
+    import importlib
+
     from mmengine.registry import DefaultScope
-    if cfg.default_scope == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
+    MODELS = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return MODELS.build(module_cfg)
 

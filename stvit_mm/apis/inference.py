@@ -3,7 +3,7 @@ the prediction drawn, next to the ground truth when there is one.
 
 The one implementation behind ``tools/image_demo.py`` (one image, the
 prediction only) and the quickstart's pictures (``tools/quickstart.py``:
-val images, ground truth | prediction). The library follows the config's
+val images, ground truth | prediction, :mod:`.val_pictures`). The library follows the config's
 ``default_scope``:
 
 * ``mmdet``: ``init_detector`` + ``inference_detector``; boxes (and masks,
@@ -18,7 +18,7 @@ import os.path as osp
 import re
 import time
 import warnings
-from typing import Dict, List, Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -29,9 +29,9 @@ from ..utils import CheckpointError, check_state_dict_fits
 from .config import get_scope, load_config
 
 __all__ = [
-    'init_model', 'load_weights', 'read_image', 'build_visualizer',
-    'make_visualizer', 'config_dataset_meta', 'draw_prediction', 'coco_ground_truth', 'label_map_ground_truth', 'draw_val_predictions',
-    'image_demo'
+    'init_model', 'load_weights', 'load_fitting_weights', 'read_image',
+    'build_visualizer', 'make_visualizer', 'config_dataset_meta',
+    'draw_prediction', 'image_demo'
 ]
 
 # Visualizers are named instances (mmengine ManagerMixin): names must differ.
@@ -74,7 +74,10 @@ def read_image(path: str) -> np.ndarray:
     try:
         image = mmcv.imread(path, channel_order='rgb')
     except Exception as e:  # mmcv raises various errors for non-images
-        raise InputError(f'cannot read image {path}: {e}') from e
+        import cv2
+        why = ('not an image file OpenCV can decode' if isinstance(
+            e, cv2.error) else ' '.join(str(e).split()))  # one line
+        raise InputError(f'cannot read image {path}: {why}') from e
     if image is None:
         raise InputError(f'cannot read image {path}: not an image file')
     return image
@@ -112,15 +115,11 @@ def default_dataset_meta(model: torch.nn.Module, scope: str) -> Dict:
     return {'classes': [f'class {i}' for i in range(num_classes)]}
 
 
-def load_weights(model: torch.nn.Module, checkpoint: str,
-                 cfg: Config) -> None:
-    """Load a checkpoint that fits the model exactly and set
-    ``model.dataset_meta``: checkpoint meta > config test dataset >
-    library default.
+def load_fitting_weights(model: torch.nn.Module, checkpoint: str) -> Dict:
+    """Load a checkpoint into ``model`` if it fits exactly; return it.
 
     Raises:
-        CheckpointError: If the file cannot be loaded, or
-            (``CheckpointMismatchError``) its weights do not fit the model.
+        CheckpointError: As :func:`load_weights`.
     """
     from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
     try:
@@ -135,7 +134,20 @@ def load_weights(model: torch.nn.Module, checkpoint: str,
         for k, v in ckpt.get('state_dict', ckpt).items()
     }
     load_state_dict(model, state_dict, strict=True)
-    meta = ckpt.get('meta', {})
+    return ckpt
+
+
+def load_weights(model: torch.nn.Module, checkpoint: str,
+                 cfg: Config) -> None:
+    """Load a checkpoint that fits the model exactly and set
+    ``model.dataset_meta``: checkpoint meta > config test dataset >
+    library default.
+
+    Raises:
+        CheckpointError: If the file cannot be loaded, or
+            (``CheckpointMismatchError``) its weights do not fit the model.
+    """
+    meta = load_fitting_weights(model, checkpoint).get('meta', {})
     dataset_meta = {k.lower(): v
                     for k, v in meta.get('dataset_meta', {}).items()}
     if 'classes' not in dataset_meta:
@@ -263,100 +275,6 @@ def draw_prediction(model: torch.nn.Module, visualizer, image_path: str,
         osp.basename(image_path), image, data_sample=result,
         draw_gt=gt is not None, draw_pred=True, out_file=out_file, **kwargs)
     return result
-
-
-def coco_ground_truth(coco, img_id: int):
-    """One image's COCO annotations as mmdet ground truth.
-
-    Args:
-        coco (pycocotools.coco.COCO): The annotations.
-        img_id (int): The image.
-
-    Returns:
-        InstanceData: ``bboxes`` (N, 4) float32 xyxy, ``labels`` (N,) int64
-        (index of the category among the sorted ids), ``masks``
-        ``BitmapMasks`` (N, H, W).
-    """
-    from mmdet.structures.mask import BitmapMasks
-    from mmengine.structures import InstanceData
-    info = coco.loadImgs([img_id])[0]
-    cat_ids = sorted(coco.getCatIds())
-    anns = coco.loadAnns(coco.getAnnIds(imgIds=[img_id]))
-    boxes = [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
-              a['bbox'][1] + a['bbox'][3]] for a in anns]
-    gt = InstanceData()
-    gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-    gt.labels = torch.tensor(
-        [cat_ids.index(a['category_id']) for a in anns], dtype=torch.long)
-    masks = np.stack([coco.annToMask(a) for a in anns]) if anns else \
-        np.zeros((0, info['height'], info['width']), np.uint8)
-    gt.masks = BitmapMasks(masks, info['height'], info['width'])
-    return gt
-
-
-def label_map_ground_truth(path: str, reduce_zero_label: bool = False):
-    """A label-map png as mmseg ground truth.
-
-    Args:
-        path (str): The annotation png, one class index per pixel.
-        reduce_zero_label (bool): As ``LoadAnnotations`` does: 0 becomes
-            the ignore index 255 and every other label drops by one.
-
-    Returns:
-        PixelData: ``data`` of shape (1, H, W), int64.
-    """
-    import mmcv
-    from mmengine.structures import PixelData
-    label = mmcv.imread(path, flag='unchanged').astype(np.int64)
-    if reduce_zero_label:
-        label = np.where(label == 0, 255, label - 1)
-    return PixelData(data=torch.from_numpy(label)[None])
-
-
-def draw_val_predictions(model: torch.nn.Module, data_root: str,
-                         out_dir: str, num: int, score_thr: float = 0.3,
-                         opacity: float = 0.6) -> List[str]:
-    """Draw ground truth | prediction for the first ``num`` val images.
-
-    Args:
-        model (torch.nn.Module): From :func:`init_model`.
-        data_root (str): Detection: COCO layout (``val/``,
-            ``annotations/instances_val.json``); segmentation: ADE20K
-            layout (``images/validation/``, ``annotations/validation/``).
-        out_dir (str): Where the pngs go (``<image stem>.png``).
-        num (int): Number of images.
-        score_thr (float): Detection: instances scoring less are not drawn.
-        opacity (float): Segmentation: opacity of the label maps.
-
-    Returns:
-        list[str]: Written files.
-    """
-    visualizer = build_visualizer(model, opacity)
-    items = []  # (image path, ground truth)
-    if model.cfg.default_scope == 'mmdet':
-        from pycocotools.coco import COCO
-        coco = COCO(osp.join(data_root, 'annotations', 'instances_val.json'))
-        for img_id in sorted(coco.getImgIds())[:num]:
-            name = coco.loadImgs([img_id])[0]['file_name']
-            items.append((osp.join(data_root, 'val', name),
-                          coco_ground_truth(coco, img_id)))
-    else:
-        reduce_zero_label = model.cfg.test_dataloader.dataset.get(
-            'reduce_zero_label', False)
-        img_dir = osp.join(data_root, 'images', 'validation')
-        for name in sorted(os.listdir(img_dir))[:num]:
-            label = osp.join(data_root, 'annotations', 'validation',
-                             osp.splitext(name)[0] + '.png')
-            items.append((osp.join(img_dir, name),
-                          label_map_ground_truth(label, reduce_zero_label)))
-    written = []
-    for image_path, gt in items:
-        out_file = osp.join(
-            out_dir, osp.splitext(osp.basename(image_path))[0] + '.png')
-        draw_prediction(model, visualizer, image_path, out_file, gt=gt,
-                        score_thr=score_thr)
-        written.append(out_file)
-    return written
 
 
 def image_demo(image: str, config: str, checkpoint: str,

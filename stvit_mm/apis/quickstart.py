@@ -14,8 +14,9 @@ Steps, each named in the :class:`~stvit_mm.errors.StepFailed` it raises:
 4. ``test``: ``tools/test.py`` on the final checkpoint over the val split;
    the evaluator's metrics are written to ``<work-dir>/metrics.json``;
 5. ``vis``: ground truth next to prediction for a few val images
-   (:func:`stvit_mm.apis.inference.draw_val_predictions`), into
-   ``<work-dir>/vis/*.png`` (not for ``cls``: the top-1 says it all);
+   (:func:`stvit_mm.apis.val_pictures.draw_val_predictions`), into
+   ``<work-dir>/vis/*.png``, and where the semantic tokens look on the
+   first one, ``<work-dir>/semantic_tokens.png`` (not for ``cls``);
 
 then a summary: what ran, how long, the metrics, where things are, and how
 to run the real recipe.
@@ -126,7 +127,7 @@ class QuickstartOptions:
     size: Optional[int] = None
     seed: int = 0
     num_vis: int = 4
-    score_thr: float = 0.3
+    score_thr: float = 0.5
     val_during_train: bool = False
     threads: Optional[int] = None
     cfg_options: List[str] = dataclasses.field(default_factory=list)
@@ -164,15 +165,8 @@ def fresh_work_dir(work_dir: str) -> str:
 
 
 def data_cfg_options(task: str, data_root: str) -> List[str]:
-    """``--cfg-options`` that point a standard config at ``data_root``.
-
-    Args:
-        task (str): ``'det'`` or ``'seg'``.
-        data_root (str): Absolute dataset directory.
-
-    Returns:
-        list[str]: ``key=value`` items.
-    """
+    """``--cfg-options`` (``key=value`` items) that point a standard
+    config of ``task`` (``'det'``, ``'seg'``) at ``data_root`` (absolute)."""
     root = data_root.rstrip('/') + '/'
     opts = [
         f'{split}_dataloader.dataset.data_root={root}'
@@ -228,6 +222,9 @@ def summary_text(opts: QuickstartOptions, run: Dict) -> str:
             f'  vis    : {_rel(run["vis_dir"])}/ ({len(run["pictures"])} '
             'pictures, left ground truth, right prediction; '
             f'{format_duration(timings["vis"])})')
+    if run.get('tokens'):
+        lines.append(f'  tokens : {_rel(run["tokens"])} (where the semantic '
+                     'tokens look; docs/visualization.md)')
     lines += [
         f'  logs   : {_rel(run["work_dir"])}/ (train.log, test.log and '
         "mmengine's timestamped folders)",
@@ -318,7 +315,8 @@ def step_vis(opts: QuickstartOptions, run: Dict) -> None:
     print(f'[demo] vis: drawing {opts.num_vis} val images into {vis_dir}',
           flush=True)
     try:
-        from .inference import draw_val_predictions, init_model
+        from .inference import init_model
+        from .val_pictures import draw_val_predictions, first_val_image
         if run.get('threads'):
             import torch
             torch.set_num_threads(run['threads'])
@@ -327,6 +325,13 @@ def step_vis(opts: QuickstartOptions, run: Dict) -> None:
         run['pictures'] = draw_val_predictions(
             model, run['data_root'], vis_dir, opts.num_vis,
             score_thr=opts.score_thr, opacity=0.6)
+        from ..analysis.vis_tokens import uses_stvit, vis_semantic_tokens
+        if uses_stvit(model.cfg.model):  # not the Swin twin of --compare
+            run['tokens'] = osp.join(run['work_dir'], 'semantic_tokens.png')
+            vis_semantic_tokens(
+                run['config'], run['checkpoint'],
+                first_val_image(model.cfg.default_scope, run['data_root']),
+                run['tokens'], cfg_options=cfg_options_dict(run['options']))
     except Exception as e:  # name the step under the traceback
         traceback.print_exc()
         raise StepFailed('vis', f'{type(e).__name__}: {e}') from e

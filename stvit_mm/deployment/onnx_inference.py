@@ -3,7 +3,9 @@ it computed: what ``tools/deployment/onnx_inference.py`` does.
 
 - A segmentor (outputs ``logits`` or ``labels``): the label map, resized to
   the original image as mmseg's ``postprocess_result`` does, drawn over the
-  image with the config's class names and palette.
+  image with the config's class names and palette, beside the ground truth
+  when one is given, its ignored pixels marked
+  (:func:`stvit_mm.apis.label_pictures.segmentation_picture`).
 - A backbone or detector feature pyramid (any other outputs): every output
   saved to an ``.npz`` next to the picture, and the picture shows the image
   beside each map's mean absolute activation.
@@ -63,7 +65,8 @@ def onnx_image_demo(config: str,
                     out_file: str,
                     force: bool = False,
                     threads: Optional[int] = None,
-                    opacity: float = 0.5) -> str:
+                    opacity: float = 0.5,
+                    ground_truth: Optional[str] = None) -> str:
     """Run an exported model on one image and write the result.
 
     Args:
@@ -76,6 +79,9 @@ def onnx_image_demo(config: str,
         force (bool): Replace existing output files.
         threads (int, optional): ONNX Runtime threads.
         opacity (float): Segmentation: opacity of the label map.
+        ground_truth (str, optional): Segmentation: the image's label-map
+            png; drawn beside the prediction, and the pixels it ignores
+            (255 after ``reduce_zero_label``) are marked ignored in both.
 
     Returns:
         str: One line saying what was written.
@@ -88,8 +94,7 @@ def onnx_image_demo(config: str,
     import mmcv
 
     from ..apis.config import load_config
-    from ..apis.inference import (config_dataset_meta, make_visualizer,
-                                  read_image)
+    from ..apis.inference import config_dataset_meta, read_image
     features_file = osp.splitext(out_file)[0] + '.npz'
     check_out_path(out_file, force)
     session = OrtModel(onnx_path, threads)
@@ -98,6 +103,19 @@ def onnx_image_demo(config: str,
         check_out_path(features_file, force)
     cfg = load_config(config)
     rgb = read_image(image)
+    truth = None
+    if ground_truth:
+        from ..apis.val_pictures import label_map_ground_truth
+        if not osp.isfile(ground_truth):
+            raise InputError(f'--ground-truth {ground_truth} not found')
+        truth = label_map_ground_truth(
+            ground_truth, cfg.test_dataloader.dataset.get(
+                'reduce_zero_label', False)).data[0].numpy()
+        if truth.shape != rgb.shape[:2]:
+            raise InputError(
+                f'--ground-truth {ground_truth} is {truth.shape[1]}x'
+                f'{truth.shape[0]}, the image {rgb.shape[1]}x'
+                f'{rgb.shape[0]}; give the label map of this image')
     sample = load_test_image(cfg, image)
     batch = sample['inputs'][None].float()
     if session.output_names[0].startswith('stage'):
@@ -114,15 +132,15 @@ def onnx_image_demo(config: str,
                          f'{onnx_path}: {e}') from e
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     if is_segmentor:
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
+        from ..apis.label_pictures import (dataset_palette,
+                                           segmentation_picture)
         labels = _segmentation(outputs, session.output_names[0],
                                rgb.shape[:2])
-        result = SegDataSample(pred_sem_seg=PixelData(data=labels[0]))
-        visualizer = make_visualizer('mmseg', config_dataset_meta(cfg),
-                                     opacity)
-        visualizer.add_datasample(osp.basename(image), rgb, result,
-                                  draw_gt=False, out_file=out_file)
+        meta = config_dataset_meta(cfg)
+        picture = segmentation_picture(
+            rgb, labels[0, 0].numpy(), truth, meta.get('classes', []),
+            dataset_palette(meta), opacity)
+        mmcv.imwrite(picture[..., ::-1], out_file)
         classes = len(labels.unique())
         return (f'{classes} classes present; label map drawn into '
                 f'{out_file}')

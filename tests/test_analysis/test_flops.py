@@ -47,6 +47,24 @@ def test_get_flops_whole_model_of_a_config():
                 float(column(header, row, 'Params (M)')))
 
 
+def test_get_flops_counts_the_classifier_beside_mmpretrain_swin():
+    """An ImageNet config: counted at 224x224 by default, followed by
+    mmpretrain's Swin of its width, counted the same way, and the ratio."""
+    out = flops_report(FlopsSettings(
+        configs=['configs/imagenet/stvit_r_swin_s_16xb64_in1k.py']))
+    header, rows = table_rows(out)
+    assert [column(header, r, 'Backbone') for r in rows[:2]] == [
+        'STViTRSwin', 'SwinTransformer']
+    assert rows[1][0] == 'mmpretrain swin-small_16xb64_in1k.py'
+    assert {column(header, r, 'Input') for r in rows[:2]} == {'224x224'}
+    stvit, swin = (float(column(header, r, 'GFLOPs')) for r in rows[:2])
+    # Swin-S is 8.7 GMACs at 224 (Swin paper: 8.7G).
+    assert swin == pytest.approx(8.7, abs=0.1)
+    ratio = float(column(header, rows[2], 'GFLOPs'))
+    assert ratio == pytest.approx(stvit / swin, abs=0.01)
+    assert ratio < 1
+
+
 def test_whole_detector_count_matches_swin_paper():
     """Swin paper: Cascade Mask R-CNN Swin-S, 838 GFLOPs at 1280x800."""
     cfg = load_config('configs/cascade_swin_s_3x.py')

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from helpers.paths import QUICKSTART_SEG, REPO
 from stvit_mm.analysis.results import TABLES, read_results
 from stvit_mm.apis.compare import MODELS, run_compare
+from stvit_mm.apis.label_pictures import panel_scale
 from stvit_mm.apis.quickstart import QuickstartOptions
 from stvit_mm.errors import StepFailed
 
@@ -58,10 +59,13 @@ def test_tiny_seg_compare_end_to_end(tmp_path):
         stvit['backbone_gflops'] / swin['backbone_gflops'], abs=1e-3)
 
     # One picture per model of the same two val images: caption, then
-    # ground truth | prediction per image.
+    # ground truth | prediction per image, each panel drawn at 512 px or
+    # more above its own caption and legend.
     shapes = [cv2.imread(str(top / f'vis_{folder}.png')).shape
               for folder in ('stvit_r', 'swin')]
-    assert shapes[0] == shapes[1] == (28 + 2 * SIZE, 2 * SIZE, 3)
+    panel = SIZE * panel_scale((SIZE, SIZE))
+    assert shapes[0] == shapes[1]
+    assert shapes[0][1] == 2 * panel and shapes[0][0] > 28 + 2 * panel
     assert (top / 'summary.txt').is_file() and (top / 'tables.md').is_file()
 
 

@@ -104,8 +104,13 @@ def run_tiny_quickstart(task, tmp_path):
     pictures = sorted(os.listdir(work / 'vis'))
     assert pictures == ['000000.png', '000001.png']
     for name in pictures:
-        # Ground truth and prediction side by side.
-        assert cv2.imread(str(work / 'vis' / name)).shape[:2] == (128, 256)
+        # Ground truth and prediction side by side, each 128 px image
+        # drawn at 512 px, above the caption (and legend).
+        height, width = cv2.imread(str(work / 'vis' / name)).shape[:2]
+        assert width == 2 * 512 and height > 512
+    # Where the semantic tokens look, named in the summary.
+    assert cv2.imread(str(work / 'semantic_tokens.png')) is not None
+    assert 'semantic_tokens.png' in result.stdout
     with open(work / 'metrics.json') as f:
         return work, json.load(f), result.stdout
 

@@ -750,8 +750,16 @@ COCO_RELEASE = ('cascade_mask_rcnn_swin_{}_patch4_window7_mstrain_480-800_'
                 'giou_4conv1f_adamw_3x_coco.pth')
 
 
+#: The released ImageNet classifiers: their own top-1 and weights.
+IMAGENET_RELEASE = {
+    'configs/imagenet/stvit_r_swin_s_16xb64_in1k.py': ('S', 82.65),
+    'configs/imagenet/stvit_r_swin_b_16xb64_in1k.py': ('B', 83.21),
+}
+
+
 def test_metafile_lists_the_paper_configs_and_baselines():
-    assert set(load_metafile()) == set(PAPER_CONFIGS + BASELINE_CONFIGS)
+    assert set(load_metafile()) == set(PAPER_CONFIGS + BASELINE_CONFIGS +
+                                       list(IMAGENET_RELEASE))
     assert set(PAPER_NUMBERS) == set(PAPER_CONFIGS + BASELINE_CONFIGS)
 
 
@@ -827,3 +835,20 @@ def test_load_metafile_refuses_what_is_not_a_metafile(tmp_path):
                    '  - Config: configs/a.py\n')
     with pytest.raises(ConfigError, match='listed twice'):
         load_metafile(bad)
+
+
+@pytest.mark.parametrize('path', sorted(IMAGENET_RELEASE))
+def test_metafile_holds_the_imagenet_release(path):
+    size, top1 = IMAGENET_RELEASE[path]
+    entry = load_metafile()[path]
+    cfg = load(path)
+    assert cfg.model.backbone.type == 'STViTRSwin'
+    assert cfg.model.backbone.variant == 'imagenet'
+    assert cfg.model.backbone.embed_dims == {'S': 96, 'B': 128}[size]
+    meta = entry['Metadata']
+    assert meta['Backbone'] == f'STViT-R-Swin-{size}'
+    assert meta['Epochs'] == cfg.train_cfg.max_epochs
+    assert meta['Batch Size'] == cfg.train_dataloader.batch_size * 16
+    assert paper_numbers(path) == {'Top 1 Accuracy': top1}
+    assert entry['Weights'] == ('https://huggingface.co/csncsn/STViT-R/'
+                                f'resolve/main/STViT-R-Swin-{size}.pth')

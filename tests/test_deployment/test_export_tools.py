@@ -17,6 +17,7 @@ import pytest
 
 from helpers.tools import run_tool, seg_data_options, short_run_options
 from helpers.tiny_configs import tiny_retinanet_cfg
+from stvit_mm.apis.label_pictures import panel_scale
 from stvit_mm.deployment import OnnxMismatchError, export_config
 from stvit_mm.errors import ConfigError, InputError
 from stvit_mm.utils import CheckpointMismatchError
@@ -78,7 +79,28 @@ def test_segmentor_onnx_draws_an_image(trained_seg, seg_onnx, ade_root,
     out = tmp_path / 'vis.png'
     output = run_tool(INFER, config, seg_onnx[0], image, '--out', out)
     assert 'label map drawn into' in output
-    assert mmcv.imread(str(out)).shape == mmcv.imread(str(image)).shape
+    height, width = mmcv.imread(str(image)).shape[:2]
+    scale = panel_scale((height, width))
+    alone = mmcv.imread(str(out), channel_order='rgb')
+    # The prediction at 512 px or more, above its caption and legend.
+    H, W = height * scale, width * scale
+    assert alone.shape[1] == W >= 512 and alone.shape[0] > H
+    # With the ground truth: beside it, and the background it ignores
+    # (0 in the png, 255 after reduce_zero_label) drawn as ignored in both
+    # panels alike, where the prediction alone paints a class.
+    label = (ade_root / 'annotations' / 'validation' /
+             (image.stem + '.png'))
+    pair = tmp_path / 'pair.png'
+    run_tool(INFER, config, seg_onnx[0], image, '--out', pair,
+             '--ground-truth', label)
+    drawn = mmcv.imread(str(pair), channel_order='rgb')
+    assert drawn.shape[1] == 2 * W
+    background = mmcv.imread(str(label), flag='unchanged') == 0
+    background = background.repeat(scale, 0).repeat(scale, 1)
+    assert background.any()
+    truth, pred = drawn[:H, :W], drawn[:H, W:]
+    assert (truth[background] == pred[background]).all()
+    assert (alone[:H][background] != pred[background]).any()
 
 
 def test_detector_features_and_backbone_export(tiny_configs, coco_root,

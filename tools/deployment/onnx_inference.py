@@ -40,6 +40,10 @@ def parse_args(argv=None):
                         help='ONNX Runtime threads (default: all cores)')
     parser.add_argument('--opacity', type=float, default=0.5,
                         help='opacity of the drawn label map')
+    parser.add_argument('--ground-truth', metavar='PNG',
+                        help='segmentors: the image\'s label map, drawn '
+                        'beside the prediction; the pixels it ignores (255 '
+                        'after reduce_zero_label) are marked ignored in both')
     add_cfg_options(parser)
     return parser.parse_args(argv)
 
@@ -55,7 +59,8 @@ def main(argv=None):
             out = args.out or (osp.splitext(osp.basename(args.image))[0]
                                + '_onnx.png')
             print(onnx_image_demo(args.config, args.onnx, args.image, out,
-                                  args.force, args.threads, args.opacity))
+                                  args.force, args.threads, args.opacity,
+                                  args.ground_truth))
         else:
             raise ConfigError('give an image to run the model on, or --eval')
 

@@ -123,6 +123,16 @@ def _dense_recovery(pos_r: Tensor, pos_c: Tensor, grid, pads, no_pad,
     ], 1)[:, None, None]
 
 
+def _size_hint(value) -> int:
+    """The example input's value of a size: a SymInt's hint under
+    ``torch.export``; TorchScript tracing (``torch.jit.trace``, which
+    fvcore-style FLOP counters such as mmengine's run) hands sizes over as
+    0-dim tensors instead, whose value is read without a guard there."""
+    if isinstance(value, Tensor):
+        return int(value.item())
+    return optimization_hint(value, fallback=0)
+
+
 def traced_stage_geometry(size, window_size: int, sample_size: int,
                           semantic_key_windows, recovery_key_window: int,
                           pad_mask: str, device) -> StageGeometry:
@@ -186,8 +196,7 @@ def traced_stage_geometry(size, window_size: int, sample_size: int,
                        valid_axes[1].reshape(nWw, s))
         local_mask = _additive(valid)
         global_mask = _additive(valid.reshape(1, -1))
-    if prefers_dense_recovery(optimization_hint(num_semantic, fallback=0),
-                              recovery_key_window):
+    if prefers_dense_recovery(_size_hint(num_semantic), recovery_key_window):
         return StageGeometry(
             size=(H, W), sample_window_size=s, pads=pads,
             num_windows=(nWh, nWw), semantic_masks=tuple(semantic_masks),

@@ -129,7 +129,9 @@ class TokenGenerationBlock(LayerScaledBlock):
         elif exporting():
             # Plain ops that copy no keys or values per window.
             mask = geo.semantic_masks[step]
-            padded = self.norm1(normed.new_zeros(normed.shape[-1]))
+            # (1, C), not (C,): TorchScript-based FLOP counters (mmengine's,
+            # fvcore) refuse a 1-D layer norm input.
+            padded = self.norm1(normed.new_zeros(1, normed.shape[-1]))
             per_head = attend_by_key_windows(
                 self.attn.project_q(queries), normed - padded,
                 self.attn.kv.weight, fill, mask, geo.num_windows,

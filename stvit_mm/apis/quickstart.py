@@ -40,7 +40,7 @@ from ..errors import ConfigError, StepFailed
 from ..utils.resources import find_resource, tool_script
 from .threads import busy_cores, busy_cores_text, choose_threads
 from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
-                        parse_test_metrics, run_streamed)
+                        fresh_work_dir, parse_test_metrics, run_streamed)
 
 __all__ = [
     'TASKS', 'QuickstartOptions', 'run_quickstart', 'fresh_work_dir',
@@ -142,26 +142,6 @@ def repo_path(path: str) -> str:
     """Absolute path; relative paths are taken from the current directory
     (the checkout's root under ``make demo``)."""
     return osp.abspath(path)
-
-
-def fresh_work_dir(work_dir: str) -> str:
-    """The work dir to use without touching anything a user already has.
-
-    Args:
-        work_dir (str): The requested work dir.
-
-    Returns:
-        str: ``work_dir`` if it is missing or empty, else a new sibling
-        ``<work_dir>_<timestamp>`` (with a counter if that exists too).
-    """
-    if not osp.exists(work_dir) or (osp.isdir(work_dir)
-                                    and not os.listdir(work_dir)):
-        return work_dir
-    stem = f"{work_dir.rstrip(os.sep)}_{time.strftime('%Y%m%d_%H%M%S')}"
-    candidate, n = stem, 1
-    while osp.exists(candidate):
-        candidate, n = f'{stem}_{n}', n + 1
-    return candidate
 
 
 def data_cfg_options(task: str, data_root: str) -> List[str]:

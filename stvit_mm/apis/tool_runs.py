@@ -12,6 +12,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import time
 from typing import Dict, List, Optional, Sequence
 
 from ..errors import StepFailed
@@ -19,7 +20,7 @@ from ..errors import StepFailed
 __all__ = [
     'run_streamed', 'find_checkpoint', 'parse_test_metrics',
     'metrics_from_record', 'cfg_options_dict', 'format_duration',
-    'NON_METRIC_KEYS'
+    'NON_METRIC_KEYS', 'fresh_work_dir'
 ]
 
 # Keys in the test log that describe the run, not the model.
@@ -161,3 +162,23 @@ def format_duration(seconds: float) -> str:
     """``75.2`` -> ``'1m15s'``; ``9.6`` -> ``'10s'``."""
     minutes, secs = divmod(int(round(seconds)), 60)
     return f'{minutes}m{secs:02d}s' if minutes else f'{secs}s'
+
+
+def fresh_work_dir(work_dir: str) -> str:
+    """The work dir to use without touching anything a user already has.
+
+    Args:
+        work_dir (str): The requested work dir.
+
+    Returns:
+        str: ``work_dir`` if it is missing or empty, else a new sibling
+        ``<work_dir>_<timestamp>`` (with a counter if that exists too).
+    """
+    if not osp.exists(work_dir) or (osp.isdir(work_dir)
+                                    and not os.listdir(work_dir)):
+        return work_dir
+    stem = f"{work_dir.rstrip(os.sep)}_{time.strftime('%Y%m%d_%H%M%S')}"
+    candidate, n = stem, 1
+    while osp.exists(candidate):
+        candidate, n = f'{stem}_{n}', n + 1
+    return candidate

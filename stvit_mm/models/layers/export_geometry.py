@@ -25,8 +25,8 @@ from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import optimization_hint
 
 from .geometry import (StageGeometry, adaptive_pool_bounds,
-                       neighbourhood_padding, prefers_dense_recovery,
-                       token_windows)
+                       neighbourhood_padding, token_windows)
+from .neighbourhood_attention import prefers_dense_recovery
 
 
 def _positions(num_windows, stride: int, key_window: int, device) -> Tensor:

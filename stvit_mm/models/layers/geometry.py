@@ -33,6 +33,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .neighbourhood_attention import prefers_dense_recovery
 from .strip_attention import StripPlan, strip_plan
 
 PAD_MASK_MODES = ('official', 'exact')
@@ -177,22 +178,6 @@ def _as_attn_mask(may_attend: Tensor) -> Optional[Tensor]:
         return None
     mask = torch.zeros(may_attend.shape).masked_fill(~may_attend, -torch.inf)
     return mask[:, None, None, :]
-
-
-# Dense recovery attention does (N + 1) / k**2 times the gathered version's
-# attention math; below this ratio avoiding the gather more than pays for it.
-# Measured on 2 CPU cores (STViT-R-Swin-S, the recovery blocks' time, dense vs
-# gathered): 0.61x at a ratio of 1.8, 0.62x at 2.1, 0.79x at 2.7, 0.85x at 3.2,
-# 1.16x at 4.7.
-DENSE_RECOVERY_MAX_RATIO = 3.0
-
-
-def prefers_dense_recovery(num_semantic: int, key_window: int) -> bool:
-    """Whether the recovery block should attend to all ``num_semantic``
-    semantic tokens (plus the folded padding key) rather than gather a
-    ``key_window`` square neighbourhood per window: the same numbers, and
-    less work when the neighbourhood covers most of the grid."""
-    return num_semantic + 1 <= DENSE_RECOVERY_MAX_RATIO * key_window**2
 
 
 def _dense_recovery_mask(may_attend: Tensor, num_windows, sample_size,

@@ -123,8 +123,7 @@ class TokenGenerationBlock(LayerScaledBlock):
                                  dropout)
         attended = neighbourhood_attention(
             backend, self.attn, self.norm1(semantic), self.norm1(image),
-            self.padded_token(image), geo, step,
-            self.window_size)
+            self.padded_token(image), geo, step, self.window_size)
         return self.residual(semantic, attended)
 
 

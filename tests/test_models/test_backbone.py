@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import stvit_mm  # noqa: F401
+from helpers.gradients import outputs_and_gradients
 from helpers.official_reference import official_forward
 from helpers.paths import CONVERTER
 from stvit_mm.models import STViTRSwin
@@ -335,21 +336,6 @@ def test_parity_on_a_large_image_that_gathers(parity, converted,
         assert rel_err(out, expected) < 1e-4
 
 
-def _outputs_and_gradients(model, img):
-    """Outputs, input gradient and every parameter's gradient of a weighted
-    sum of the outputs (fixed random weights: every element matters)."""
-    img = img.clone().requires_grad_()
-    outs = model(img)
-    gen = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-               for o in outs)
-    loss.backward()
-    grads = {'input': img.grad}
-    grads.update({n: p.grad for n, p in model.named_parameters()})
-    model.zero_grad(set_to_none=True)
-    return [o.detach() for o in outs], grads
-
-
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
 @pytest.mark.parametrize('shape,recovery', [
     ((2, 3, 97, 61), 'dense'), ((1, 3, 224, 224), 'dense'),
@@ -384,11 +370,11 @@ def test_training_gradients_match_the_gathered_reference(
         assert geometry.stage_geometry(
             (-(-shape[2] // 16), -(-shape[3] // 16)), 7, 3, (14, 21), 27,
             pad_mask, torch.device('cpu')).recovery_dense
-    outs, grads = _outputs_and_gradients(model, img)
+    outs, grads = outputs_and_gradients(model, img)
     # The reference: gathered neighbourhoods and a gathered recovery.
     model.neighbourhood_impl = 'gather'
     use_recovery_ratio(0.)
-    ref_outs, ref_grads = _outputs_and_gradients(model, img)
+    ref_outs, ref_grads = outputs_and_gradients(model, img)
     use_recovery_ratio(default_ratio)
     for out, ref in zip(outs, ref_outs):
         assert rel_err(out, ref) < 1e-6

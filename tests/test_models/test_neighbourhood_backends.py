@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import stvit_mm  # noqa: F401
+from helpers.gradients import outputs_and_gradients
 from stvit_mm.analysis.device_check import perturb_weights
 from stvit_mm.models import STViTRSwin
 from stvit_mm.models.layers.capture import exporting
@@ -30,22 +31,6 @@ def tiny_model(**kwargs):
     return perturb_weights(model, layer_scale=1.)
 
 
-def outputs_and_gradients(model, img, impl):
-    """Outputs, input gradient and every parameter's gradient of a weighted
-    sum of the outputs (fixed random weights: every element matters)."""
-    model.neighbourhood_impl = impl
-    img = img.clone().requires_grad_()
-    outs = model(img)
-    gen = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-               for o in outs)
-    loss.backward()
-    grads = {'input': img.grad}
-    grads.update({n: p.grad for n, p in model.named_parameters()})
-    model.zero_grad(set_to_none=True)
-    return [o.detach() for o in outs], grads
-
-
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
 @pytest.mark.parametrize('s', [2, 3, 4])
 def test_backends_equal_the_gather_in_float64(pad_mask, s):
@@ -56,9 +41,11 @@ def test_backends_equal_the_gather_in_float64(pad_mask, s):
     model.double().train()
     img = torch.randn(2, 3, 233, 181, dtype=torch.float64,
                       generator=torch.Generator().manual_seed(0))
-    ref_outs, ref_grads = outputs_and_gradients(model, img, 'gather')
+    model.neighbourhood_impl = 'gather'
+    ref_outs, ref_grads = outputs_and_gradients(model, img)
     for impl in ('strips', 'key_windows'):
-        outs, grads = outputs_and_gradients(model, img, impl)
+        model.neighbourhood_impl = impl
+        outs, grads = outputs_and_gradients(model, img)
         for out, ref in zip(outs, ref_outs):
             assert rel_err(out, ref) < 1e-10, impl
         assert grads.keys() == ref_grads.keys()

@@ -125,12 +125,16 @@ class Subject:
         name (str): Display name.
         train (bool): Measure a training step (backbones) instead of an
             inference forward.
+        neighbourhood_impl (str, optional): STViT-R's
+            ``neighbourhood_impl``, the backend of its neighbourhood
+            attention; None keeps the config's.
     """
     task: str
     config: str
     sample_size: Optional[int] = None
     name: str = ''
     train: bool = False
+    neighbourhood_impl: Optional[str] = None
 
     def to_dict(self) -> Dict:
         """The fields as a JSON-serialisable dict."""
@@ -165,9 +169,11 @@ def build_subject(subject: Subject) -> nn.Module:
             if subject.task == 'det' and rcnn is not None:
                 rcnn['score_thr'] = 0.0
             model = build_model(cfg, model_cfg)
+    backbone = model if subject.task == 'backbone' else model.backbone
     if subject.sample_size is not None:
-        backbone = model if subject.task == 'backbone' else model.backbone
         backbone.sample_window_size = subject.sample_size
+    if subject.neighbourhood_impl is not None:
+        backbone.neighbourhood_impl = subject.neighbourhood_impl
     return model
 
 

@@ -146,8 +146,18 @@ class BenchmarkSettings:
         default_factory=lambda: [(800, 1333)])
     seg_sizes: List[Size] = dataclasses.field(
         default_factory=lambda: [(512, 512)])
+    neighbourhood_impls: Optional[List[str]] = None
 
     def __post_init__(self):
+        if self.neighbourhood_impls:
+            from stvit_mm.models.layers.neighbourhood_attention import \
+                NEIGHBOURHOOD_IMPLS
+            unknown = sorted(set(self.neighbourhood_impls) -
+                             set(NEIGHBOURHOOD_IMPLS))
+            if unknown:
+                raise ConfigError(
+                    f'--neighbourhood-impl: unknown {unknown}; choose from '
+                    f'{NEIGHBOURHOOD_IMPLS}')
         if self.devices is None:
             gpu = torch.cuda.is_available() and self.runtime == 'pytorch'
             self.devices = ['cpu'] + (['cuda'] if gpu else [])

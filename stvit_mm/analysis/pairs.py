@@ -48,11 +48,22 @@ def backbone_pairs(settings: BenchmarkSettings
                    ) -> List[Tuple[str, List[Subject]]]:
     """(model label, [Swin, STViT-R]) backbone subjects per size of
     ``settings.models``, or the pair of ``settings.backbone_configs``
-    (label ``'custom'``)."""
+    (label ``'custom'``); with ``settings.neighbourhood_impls``, one pair
+    per backend (label ``'S key_windows'``, ...), Swin timed again beside
+    each."""
     if settings.backbone_configs:
-        return [('custom', [Subject('backbone', cfg, name=osp.basename(cfg))
-                            for cfg in settings.backbone_configs])]
-    return [(key, pair_subjects('backbone', key)) for key in settings.models]
+        pairs = [('custom', [Subject('backbone', cfg,
+                                     name=osp.basename(cfg))
+                             for cfg in settings.backbone_configs])]
+    else:
+        pairs = [(key, pair_subjects('backbone', key))
+                 for key in settings.models]
+    if not settings.neighbourhood_impls:
+        return pairs
+    return [(f'{key} {impl}', [swin, dataclasses.replace(
+        stvit, neighbourhood_impl=impl, name=f'{stvit.name} {impl}')])
+            for key, (swin, stvit) in pairs
+            for impl in settings.neighbourhood_impls]
 
 
 def on_device(models: Sequence[torch.nn.Module],

@@ -180,6 +180,32 @@ def test_benchmark_token_sweep_of_training_steps(swin_baselines, capsys,
     assert (tmp_path / 'train.png').is_file()
 
 
+def test_benchmark_rows_per_neighbourhood_backend(swin_baselines, capsys,
+                                                   keep_threads):
+    """--neighbourhood-impl: one training row per backend, each STViT-R
+    built with that backend (the memory probe's subprocess too)."""
+    from stvit_mm.analysis.models import Subject, build_subject
+    run_benchmark(BenchmarkSettings(
+        backbone_configs=swin_baselines['det'], sizes=[(112, 112)],
+        batch_sizes=[1], repeat=1, warmup=0, devices=['cpu'], train=True,
+        threads=1, neighbourhood_impls=['key_windows', 'gather']))
+    header, rows = table_rows(capsys.readouterr().out)
+    assert [r[0] for r in rows] == ['custom key_windows', 'custom gather']
+    for row in rows:
+        assert float(column(header, row, 'STViT-R peak (MiB)')) > 0
+    built = build_subject(Subject('backbone', swin_baselines['det'][1],
+                                  neighbourhood_impl='key_windows'))
+    assert built.neighbourhood_impl == 'key_windows'
+
+
+def test_benchmark_refuses_an_unknown_backend():
+    proc = run_tool('tools/analysis/benchmark.py', '--neighbourhood-impl',
+                    'flash')
+    assert proc.returncode == 2
+    assert "choose from ('auto', 'strips', 'key_windows', 'gather')" in \
+        proc.stderr
+
+
 def test_benchmark_train_runner_leaves_no_gradients():
     from stvit_mm.models import STViTRSwin
     model = STViTRSwin(embed_dims=16, num_heads=(1, 2, 4, 8))

@@ -22,7 +22,7 @@ from stvit_mm.deployment import (check_onnx, export_backbone, export_module,
                                  relative_error)
 from stvit_mm.models import STViTRSwin
 from stvit_mm.models.backbones.release_weights import read_release
-from stvit_mm.models.layers import geometry, swin
+from stvit_mm.models.layers import geometry, neighbourhood_attention, swin
 from stvit_mm.models.layers.export_geometry import traced_stage_geometry
 from stvit_mm.models.layers.semantic import _binned_max
 
@@ -104,7 +104,8 @@ def test_sparsified_stage_exports_for_every_setting(weights, tmp_path,
                                                     recovery):
     stage = build(weights, pad_mask, s).stages[2]
     if recovery == 'gathered':
-        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)
+        monkeypatch.setattr(neighbourhood_attention,
+                            'DENSE_RECOVERY_MAX_RATIO', 0.)
     _clear_caches()
     path = export_module(stage, str(tmp_path / 'stage.onnx'),
                          torch.randn(2, 17, 23, 64),
@@ -128,7 +129,8 @@ def test_sparsified_stage_exports_for_every_setting(weights, tmp_path,
 def test_traced_geometry_equals_the_cached_one(monkeypatch, pad_mask, s,
                                                recovery):
     ratio = 0. if recovery == 'gathered' else 1e9
-    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
+    monkeypatch.setattr(neighbourhood_attention, 'DENSE_RECOVERY_MAX_RATIO',
+                        ratio)
     cpu = torch.device('cpu')
     for H, W in [(1, 1), (2, 9), (7, 7), (8, 13), (14, 22), (20, 41),
                  (50, 76)]:

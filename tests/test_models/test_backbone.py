@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import stvit_mm  # noqa: F401
+from helpers.gradients import outputs_and_gradients
 from helpers.official_reference import official_forward
 from helpers.paths import CONVERTER
 from stvit_mm.models import STViTRSwin
@@ -137,12 +138,12 @@ def test_every_parameter_gets_a_finite_gradient():
 
 
 def _with_random_padding_keys(monkeypatch):
-    original = LayerScaledBlock.padded_kv
+    original = LayerScaledBlock.padded_token
 
     def random_fill(self, like):
         return torch.randn_like(original(self, like)) * 10
 
-    monkeypatch.setattr(LayerScaledBlock, 'padded_kv', random_fill)
+    monkeypatch.setattr(LayerScaledBlock, 'padded_token', random_fill)
 
 
 @pytest.mark.parametrize('pad_mask,independent', [('exact', True),
@@ -288,7 +289,7 @@ def test_flops_are_the_papers_fraction_of_swin(size):
 
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
 def test_dense_and_gathered_recovery_agree(monkeypatch, pad_mask):
-    from stvit_mm.models.layers import geometry
+    from stvit_mm.models.layers import geometry, neighbourhood_attention
     torch.manual_seed(0)
     model = STViTRSwin(**TINY, pad_mask=pad_mask)
     model.init_weights()
@@ -296,8 +297,9 @@ def test_dense_and_gathered_recovery_agree(monkeypatch, pad_mask):
     model.eval()
     img = torch.randn(2, 3, 200, 150)
     outs = {}
-    for ratio in (geometry.DENSE_RECOVERY_MAX_RATIO, 0.):
-        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
+    for ratio in (neighbourhood_attention.DENSE_RECOVERY_MAX_RATIO, 0.):
+        monkeypatch.setattr(neighbourhood_attention,
+                            'DENSE_RECOVERY_MAX_RATIO', ratio)
         geometry._stage_geometry_cpu.cache_clear()
         geometry.stage_geometry.cache_clear()
         with torch.no_grad():
@@ -311,11 +313,12 @@ def test_dense_and_gathered_recovery_agree(monkeypatch, pad_mask):
 
 def test_parity_on_a_large_image_that_gathers(parity, converted,
                                               monkeypatch):
-    from stvit_mm.models.layers import geometry
+    from stvit_mm.models.layers import geometry, neighbourhood_attention
 
     # Gathering pays only above 3 * 27**2 semantic tokens (a 1800-pixel
     # image at s = 3); this one's 33x33 gather when the bound is 1.25.
-    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 1.25)
+    monkeypatch.setattr(neighbourhood_attention, 'DENSE_RECOVERY_MAX_RATIO',
+                        1.25)
     geometry._stage_geometry_cpu.cache_clear()
     geometry.stage_geometry.cache_clear()
     unit = parity['unit1']
@@ -333,21 +336,6 @@ def test_parity_on_a_large_image_that_gathers(parity, converted,
         assert rel_err(out, expected) < 1e-4
 
 
-def _outputs_and_gradients(model, img):
-    """Outputs, input gradient and every parameter's gradient of a weighted
-    sum of the outputs (fixed random weights: every element matters)."""
-    img = img.clone().requires_grad_()
-    outs = model(img)
-    gen = torch.Generator().manual_seed(1)
-    loss = sum((o * torch.randn(o.shape, generator=gen, dtype=o.dtype)).sum()
-               for o in outs)
-    loss.backward()
-    grads = {'input': img.grad}
-    grads.update({n: p.grad for n, p in model.named_parameters()})
-    model.zero_grad(set_to_none=True)
-    return [o.detach() for o in outs], grads
-
-
 @pytest.mark.parametrize('pad_mask', ['official', 'exact'])
 @pytest.mark.parametrize('shape,recovery', [
     ((2, 3, 97, 61), 'dense'), ((1, 3, 224, 224), 'dense'),
@@ -361,14 +349,15 @@ def test_training_gradients_match_the_gathered_reference(
     windows): same outputs, same gradients for the input and every
     parameter. In float64, so that only a difference in the math can
     show."""
-    from stvit_mm.models.layers import geometry, semantic
+    from stvit_mm.models.layers import geometry, neighbourhood_attention
 
     def use_recovery_ratio(ratio):
-        monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', ratio)
+        monkeypatch.setattr(neighbourhood_attention,
+                            'DENSE_RECOVERY_MAX_RATIO', ratio)
         geometry._stage_geometry_cpu.cache_clear()
         geometry.stage_geometry.cache_clear()
 
-    default_ratio = geometry.DENSE_RECOVERY_MAX_RATIO
+    default_ratio = neighbourhood_attention.DENSE_RECOVERY_MAX_RATIO
     use_recovery_ratio(default_ratio if recovery == 'dense' else 0.)
     torch.manual_seed(0)
     model = STViTRSwin(**TINY, pad_mask=pad_mask, drop_path_rate=0.)
@@ -381,11 +370,11 @@ def test_training_gradients_match_the_gathered_reference(
         assert geometry.stage_geometry(
             (-(-shape[2] // 16), -(-shape[3] // 16)), 7, 3, (14, 21), 27,
             pad_mask, torch.device('cpu')).recovery_dense
-    outs, grads = _outputs_and_gradients(model, img)
+    outs, grads = outputs_and_gradients(model, img)
     # The reference: gathered neighbourhoods and a gathered recovery.
-    monkeypatch.setattr(semantic, 'strips_available', lambda x: False)
+    model.neighbourhood_impl = 'gather'
     use_recovery_ratio(0.)
-    ref_outs, ref_grads = _outputs_and_gradients(model, img)
+    ref_outs, ref_grads = outputs_and_gradients(model, img)
     use_recovery_ratio(default_ratio)
     for out, ref in zip(outs, ref_outs):
         assert rel_err(out, ref) < 1e-6

@@ -95,6 +95,11 @@ def parse_args(argv=None) -> BenchmarkSettings:
         help="compare these configs' model.backbone instead of those of "
         '--models (baseline first; the second must build an STViTRSwin for '
         '--plot)')
+    add('--neighbourhood-impl', nargs='+', dest='neighbourhood_impls',
+        metavar='IMPL',
+        help="STViT-R's neighbourhood attention backends to time, one "
+        'backbone row each against Swin: auto, strips, key_windows, gather '
+        '(default: the config\'s, auto); see docs/attention_backends.md')
     add('--det-configs', nargs=2, metavar=('SWIN_CFG', 'STVIT_CFG'),
         help='end-to-end detector pair to compare instead of the '
         'Cascade Mask R-CNN configs of --models (baseline first)')

@@ -14,14 +14,22 @@
 #      wheel if its ops load, else built from the sdist in the background
 #      (GPU hidden, 16 jobs) while part 3 runs on mmcv's Python modules;
 #   2. nvidia-smi, versions;
-#   3. correctness: tools/analysis/device_check.py (needs no mmcv ops);
-#   4. speed: benchmark.py S (inference), train step, profiles, B.
-# Everything goes to $OUT (<= 8 files) and to stdout.
+#   3. correctness: tools/analysis/device_check.py (needs no mmcv ops), with
+#      'auto' (the gather on CUDA) and again with neighbourhood_impl
+#      key_windows;
+#   4. speed: every neighbourhood backend that runs on CUDA (key_windows,
+#      gather; strips are CPU-only) against Swin-S, fp32 and bf16, inference
+#      and training step, 800x1333 at batch 2 and 8, peak memory included:
+#      the figures that settle 'auto' on CUDA (CUDA_BACKEND in
+#      stvit_mm/models/layers/neighbourhood_attention.py, see
+#      docs/attention_backends.md); then benchmark.py S (inference), train
+#      step, profiles, B.
+# Everything goes to $OUT (<= 12 files) and to stdout.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 export PYTHONWARNINGS='ignore::SyntaxWarning,ignore:pkg_resources is deprecated'
 OUT=${OUT:-/tmp/gpu_out}
-DEADLINE=${DEADLINE:-420}   # seconds this script may take in all (run timeout_s 450)
+DEADLINE=${DEADLINE:-540}   # seconds this script may take in all (run timeout_s 570)
 # Settings (a CPU dry run elsewhere: DEV=cpu with tiny sizes, see the end).
 DEV=${DEV:-cuda}
 DC_SIZES=${DC_SIZES:-800x1216 512x512}   # device_check, batch 2
@@ -30,6 +38,9 @@ SIZES=${SIZES:-800x1333 512x512}         # benchmark
 BATCHES=${BATCHES:-1 8}
 TRAIN_SIZE=${TRAIN_SIZE:-800x1333}       # benchmark --train, batch 2
 PROF_SIZE=${PROF_SIZE:-800x1333}         # profiles, batch 8
+NB_SIZE=${NB_SIZE:-800x1333}             # backends, batches 2 and 8
+NB_BATCHES=${NB_BATCHES:-2 8}
+NB_IMPLS=${NB_IMPLS:-key_windows gather}  # strips: CPU only
 WARMUP=${WARMUP:-3}
 REPEAT=${REPEAT:-20}
 mkdir -p "$OUT"
@@ -105,6 +116,12 @@ run_part "device_check STViT-R-Swin-S" device_check.md 200 \
   python3 tools/analysis/device_check.py --device "$DEV" --threads 16 \
     --sizes $DC_SIZES --batch 2 $DC_ARGS --out "$OUT/device_check.json"
 
+run_part "device_check key_windows" device_check_kw.md 90 \
+  python3 tools/analysis/device_check.py --device "$DEV" --threads 16 \
+    --sizes ${DC_SIZES%% *} --batch 2 \
+    --override "{\"neighbourhood_impl\": \"key_windows\"}" \
+    --out "$OUT/device_check_kw.json"
+
 if [ -n "$BUILD_PID" ]; then
   step "waiting for the mmcv build"
   wait "$BUILD_PID"; echo "build exit $?"; tail -5 "$OUT/mmcv_build.log"
@@ -114,6 +131,12 @@ ops_ok || echo "mmcv ops MISSING: the benchmark (mmdet.models) will fail"
 # 4. Speed. S first, then the training step and the profiles, B last.
 BENCH=(python3 tools/analysis/benchmark.py --devices "$DEV" --threads 16
        --warmup "$WARMUP" --repeat "$REPEAT")
+run_part "backends inference" bench_backends.md 100 "${BENCH[@]}" \
+  --models S --sizes "$NB_SIZE" --batch-sizes $NB_BATCHES --dtypes fp32 bf16 \
+  --neighbourhood-impl $NB_IMPLS
+run_part "backends training step" bench_backends_train.md 100 "${BENCH[@]}" \
+  --models S --sizes "$NB_SIZE" --batch-sizes $NB_BATCHES --dtypes fp32 bf16 \
+  --neighbourhood-impl $NB_IMPLS --train
 run_part "benchmark S inference" bench_S.md 170 "${BENCH[@]}" --models S \
   --sizes $SIZES --batch-sizes $BATCHES --dtypes fp32 fp16 bf16
 run_part "benchmark training step" bench_train.md 100 "${BENCH[@]}" \
@@ -124,7 +147,8 @@ run_part "benchmark B inference" bench_B.md 200 "${BENCH[@]}" --models B \
   --sizes $SIZES --batch-sizes $BATCHES --dtypes fp32 fp16 bf16
 
 step "summary"
-for f in device_check.md bench_S.md bench_train.md bench_B.md; do
+for f in device_check.md device_check_kw.md bench_backends.md \
+    bench_backends_train.md bench_S.md bench_train.md bench_B.md; do
   echo "--- $f"; grep '^|\|PASSED\|FAILED\|^Setting\|Error' "$OUT/$f" 2>/dev/null
 done
 ls "$OUT"

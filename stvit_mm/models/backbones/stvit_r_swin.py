@@ -13,9 +13,10 @@ from torch import Tensor, nn
 from ...registry import register_model
 from ...utils.checkpoint import CheckpointMismatchError
 from ...utils.state_dict_diff import diff_state_dicts, short_list
-from ..layers.geometry import PAD_MASK_MODES
 from ..layers.dumbbell import UNIT_DEPTH, DumbbellUnit, SparsifiedStage
+from ..layers.geometry import PAD_MASK_MODES
 from ..layers.imagenet_unit import ReleaseImageNetUnit
+from ..layers.neighbourhood_attention import NEIGHBOURHOOD_IMPLS
 from ..layers.swin import ConvStem, PatchMerging, SwinStage
 from .release_weights import NUM_STAGES, SPARSIFIED_STAGE, read_release
 
@@ -90,6 +91,13 @@ class STViTRSwin(BaseModule):
             neighbourhood, global blocks, image tokens attending to all
             semantic tokens, and no shift where a map fits in one window).
             Defaults to ``'detection'``.
+        neighbourhood_impl (str): Backend of the generation steps'
+            neighbourhood attention: ``'strips'``, ``'key_windows'``,
+            ``'gather'``, or ``'auto'`` (strips on the CPU, key windows
+            under graph capture, the gather on CUDA); see
+            :mod:`stvit_mm.models.layers.neighbourhood_attention` and
+            ``docs/attention_backends.md``. May be changed on a built
+            model. Defaults to ``'auto'``.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads converted or released weights (whole
             detector checkpoints too: the ``backbone.`` part is taken).
@@ -119,6 +127,7 @@ class STViTRSwin(BaseModule):
                  pad_mask: str = 'official',
                  layer_scale_init_value: float = 1e-5,
                  variant: str = 'detection',
+                 neighbourhood_impl: str = 'auto',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         depths, num_heads = tuple(depths), tuple(num_heads)
@@ -126,7 +135,7 @@ class STViTRSwin(BaseModule):
         _check_config(in_channels, embed_dims, depths, num_heads, window_size,
                       out_indices, frozen_stages, sample_window_size,
                       tuple(semantic_key_windows), recovery_key_window,
-                      pad_mask, variant)
+                      pad_mask, variant, neighbourhood_impl)
         self.in_channels = in_channels
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
@@ -160,7 +169,8 @@ class STViTRSwin(BaseModule):
                               if k != 'window_size'},
                     block_cfg=block_cfg,
                     unit_type=(DumbbellUnit if variant == 'detection' else
-                               ReleaseImageNetUnit))
+                               ReleaseImageNetUnit),
+                    neighbourhood_impl=neighbourhood_impl)
             else:
                 stage = SwinStage(dims, depth, heads, stage_rates, with_cp,
                                   **swin_cfg)
@@ -188,6 +198,14 @@ class STViTRSwin(BaseModule):
                 f'sample_window_size must be in 1..{limit} (at most '
                 f'window_size and recovery_key_window), got {value}')
         stage.sample_window_size = value
+
+    @property
+    def neighbourhood_impl(self) -> str:
+        return self.stages[SPARSIFIED_STAGE].neighbourhood_impl
+
+    @neighbourhood_impl.setter
+    def neighbourhood_impl(self, impl: str):
+        self.stages[SPARSIFIED_STAGE].neighbourhood_impl = impl
 
     def forward(self, x: Tensor) -> tuple:
         """
@@ -319,7 +337,7 @@ class STViTRSwin(BaseModule):
 def _check_config(in_channels, embed_dims, depths, num_heads, window_size,
                   out_indices, frozen_stages, sample_window_size,
                   semantic_key_windows, recovery_key_window, pad_mask,
-                  variant):
+                  variant, neighbourhood_impl):
     """Refuse impossible configurations with a message naming the argument
     and what is allowed."""
 
@@ -363,6 +381,9 @@ def _check_config(in_channels, embed_dims, depths, num_heads, window_size,
         fail(f'variant must be one of {VARIANTS}, got {variant!r}')
     if pad_mask not in PAD_MASK_MODES:
         fail(f'pad_mask must be one of {PAD_MASK_MODES}, got {pad_mask!r}')
+    if neighbourhood_impl not in NEIGHBOURHOOD_IMPLS:
+        fail(f'neighbourhood_impl must be one of {NEIGHBOURHOOD_IMPLS}, got '
+             f'{neighbourhood_impl!r}')
     if not out_indices or any(i not in range(NUM_STAGES)
                               for i in out_indices):
         fail(f'out_indices must be a non-empty subset of 0..3, got '

@@ -12,6 +12,7 @@ from torch import Tensor
 from .capture import exporting
 from .export_geometry import traced_stage_geometry
 from .geometry import StageGeometry, stage_geometry
+from .neighbourhood_attention import check_neighbourhood_impl
 from .recompute import maybe_recompute
 from .semantic import RecoveryBlock, SemanticBlock, TokenGenerationBlock
 from .swin import SwinBlock
@@ -110,12 +111,16 @@ class SparsifiedStage(BaseModule):
         block_cfg (dict): Extra :class:`LayerScaledBlock` arguments.
         unit_type (type): The unit: :class:`DumbbellUnit` (detection) or
             :class:`~.imagenet_unit.ReleaseImageNetUnit`.
+        neighbourhood_impl (str): Backend of the generation steps'
+            neighbourhood attention (:mod:`.neighbourhood_attention`); may
+            be changed on a built model.
     """
 
     def __init__(self, embed_dims, depth, num_heads, drop_path_rates,
                  window_size, sample_window_size, semantic_key_windows,
                  recovery_key_window, pad_mask='official', with_cp=False,
-                 swin_cfg=dict(), block_cfg=dict(), unit_type=DumbbellUnit):
+                 swin_cfg=dict(), block_cfg=dict(), unit_type=DumbbellUnit,
+                 neighbourhood_impl='auto'):
         super().__init__()
         self.window_size = window_size
         self.sample_window_size = sample_window_size
@@ -128,6 +133,18 @@ class SparsifiedStage(BaseModule):
                          pad_mask, with_cp, swin_cfg, block_cfg)
             for u in range(depth // UNIT_DEPTH)
         ])
+        self.neighbourhood_impl = neighbourhood_impl
+
+    @property
+    def neighbourhood_impl(self) -> str:
+        return self._neighbourhood_impl
+
+    @neighbourhood_impl.setter
+    def neighbourhood_impl(self, impl: str):
+        self._neighbourhood_impl = check_neighbourhood_impl(impl)
+        for block in self.modules():
+            if isinstance(block, TokenGenerationBlock):
+                block.neighbourhood_impl = impl
 
     def forward(self, x: Tensor) -> Tensor:
         # A captured graph serves every size: no per-size cache there.

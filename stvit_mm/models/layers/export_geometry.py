@@ -1,12 +1,13 @@
-"""The sparsified stage's geometry built from tensor ops of the input size,
-for graph capture (``torch.export``, ``torch.onnx.export``).
+"""The sparsified stage's geometry built from tensor ops of the input size:
+the one builder, for graph capture (``torch.export``, ``torch.onnx.export``)
+and, called on ints, for eager's per-size cache.
 
-Eager inference builds the pads, indices and masks of
-:class:`~.geometry.StageGeometry` in Python once per size and caches them
-(:func:`~.geometry.stage_geometry`). A captured graph must serve every size,
-so there the same quantities are computed inside the graph from the
-(symbolic) height and width, with no Python branch on a size or on a tensor
-value:
+A captured graph must serve every size, so the pads, indices and masks of
+:class:`~.geometry.StageGeometry` are computed from the (symbolic) height
+and width, with no Python branch on a size or on a tensor value. Eager runs
+call the same functions on the ints of each size, once
+(:func:`~.geometry.stage_geometry` caches the result, turns masks that mask
+nothing into None and adds the strip plans):
 
 - the key masks of the generation and recovery steps are always tensors
   (all zero where eager passes ``None``);
@@ -14,19 +15,16 @@ value:
   as eager does for the *example* input's size (both forms give the same
   numbers at every size; the choice only sets which is cheaper);
 - the generation steps take :mod:`.key_windows`' plain ops (eager CPU
-  inference and training use the whole-window strips of
-  :mod:`.strip_attention`, built on a private CPU kernel).
-
-Every entry equals what :func:`~.geometry.stage_geometry` builds for the
-same size (``tests/test_deployment`` checks it).
+  runs take the whole-window strips of :mod:`.strip_attention`, built on a
+  private CPU kernel; see :mod:`.neighbourhood_attention`).
 """
 import torch
 from torch import Tensor
 from torch.fx.experimental.symbolic_shapes import optimization_hint
 
 from .geometry import (StageGeometry, adaptive_pool_bounds,
-                       neighbourhood_padding, prefers_dense_recovery,
-                       token_windows)
+                       neighbourhood_padding, token_windows)
+from .neighbourhood_attention import prefers_dense_recovery
 
 
 def _positions(num_windows, stride: int, key_window: int, device) -> Tensor:
@@ -78,7 +76,8 @@ def _dense_recovery(pos_r: Tensor, pos_c: Tensor, grid, pads, no_pad,
                     device) -> Tensor:
     """Additive (nW, 1, 1, N + 1) mask of the dense recovery: each window's
     neighbourhood as a row over all N semantic tokens (window order) plus
-    one folded padding key, as :func:`~.geometry._dense_recovery_mask`.
+    one folded padding key (n padded keys of the released code hold the same
+    vector: one key with its logit raised by log(n) contributes the same).
 
     Args:
         pos_r, pos_c (Tensor): (nWh, k), (nWw, k) neighbourhood positions.

@@ -1,5 +1,7 @@
 """Neighbourhood attention of the semantic-token generation steps in plain
-ops, without copying keys and values per window (exported graphs).
+ops, without copying keys and values per window: the ``'key_windows'``
+backend (:mod:`.neighbourhood_attention`), for exported graphs and for
+training on any device (autograd differentiates these ops).
 
 Gathering a k x k neighbourhood per w x w window copies every key and value
 (k / w)**2 times (4x for k = 14, 9x for k = 21); in ONNX Runtime those
@@ -37,7 +39,8 @@ from .neighbourhoods import over_map_windows
 
 def attend_by_key_windows(q: Tensor, tokens: Tensor, kv_weight: Tensor,
                           fill: Tensor, mask: Tensor, num_windows,
-                          window_size: int, key_window: int) -> Tensor:
+                          window_size: int, key_window: int,
+                          dropout_p: float = 0.) -> Tensor:
     """Attention of each window's queries over its k x k neighbourhood.
 
     The same numbers as gathering the neighbourhoods
@@ -56,6 +59,8 @@ def attend_by_key_windows(q: Tensor, tokens: Tensor, kv_weight: Tensor,
         num_windows (tuple[int, int]): Windows along height and width.
         window_size (int): Window side w.
         key_window (int): Neighbourhood side k.
+        dropout_p (float): Dropout on the attention weights (training), as
+            ``scaled_dot_product_attention`` applies it.
 
     Returns:
         Tensor: (B, nW, heads, Nq, d).
@@ -89,7 +94,10 @@ def attend_by_key_windows(q: Tensor, tokens: Tensor, kv_weight: Tensor,
     logits = logits.index_select(2, to_query).reshape(
         B, heads, nW, Nq, -1) + cast(
             _offset_mask(mask, num_windows, w, k), q.dtype)
-    probs = logits.softmax(dim=-1).reshape(B, heads, -1, w * w)
+    probs = logits.softmax(dim=-1)
+    if dropout_p:
+        probs = F.dropout(probs, dropout_p)
+    probs = probs.reshape(B, heads, -1, w * w)
     out = probs.index_select(2, to_map).reshape(B, heads, rows * cols, -1,
                                                 w * w) @ values
     out = out.reshape(B, heads, -1, d).index_select(2, to_query).reshape(

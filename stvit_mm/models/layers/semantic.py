@@ -12,11 +12,10 @@ order-free (no position bias). Only the recovery block needs them as a grid.
 
 All blocks here are pre-norm with layer scale on both branches; the same
 norm1 is applied to queries and keys. Keys and values are projected once per
-token and then read as strips of a window map (:mod:`.strip_attention`, CPU)
-or gathered (:func:`gather_neighbourhoods`), which gives the released code's
-numbers at a fraction of its cost.
+token; the generation steps' neighbourhood attention is one call with a
+named backend (:mod:`.neighbourhood_attention`), which gives the released
+code's numbers at a fraction of its cost.
 """
-import math
 from typing import Optional
 
 import torch
@@ -25,9 +24,9 @@ from torch import Tensor
 
 from .capture import exporting
 from .geometry import StageGeometry, adaptive_pool_bounds
-from .key_windows import attend_by_key_windows
+from .neighbourhood_attention import (check_neighbourhood_impl,
+                                      choose_backend, neighbourhood_attention)
 from .neighbourhoods import gather_neighbourhoods
-from .strip_attention import strip_attention, strips_available, window_kv_map
 from .swin import merge_windows, pad_to, partition_windows
 from .token_attention import LayerScaledBlock
 
@@ -90,14 +89,17 @@ class TokenGenerationBlock(LayerScaledBlock):
     Args:
         window_size (int): Image window side w.
         pool_pad_value (float): Value of the window padding during pooling.
+        neighbourhood_impl (str): Backend of the neighbourhood attention,
+            one of :data:`~.neighbourhood_attention.NEIGHBOURHOOD_IMPLS`.
         **kwargs: :class:`LayerScaledBlock` arguments.
     """
 
     def __init__(self, window_size: int, pool_pad_value: float = 0.,
-                 **kwargs):
+                 neighbourhood_impl: str = 'auto', **kwargs):
         super().__init__(**kwargs)
         self.window_size = window_size
         self.pool_pad_value = pool_pad_value
+        self.neighbourhood_impl = check_neighbourhood_impl(neighbourhood_impl)
 
     def forward(self, image: Tensor, semantic: Optional[Tensor],
                 geo: StageGeometry, step: int) -> Tensor:
@@ -116,38 +118,12 @@ class TokenGenerationBlock(LayerScaledBlock):
             semantic = max_pool_windows(image, self.window_size,
                                         geo.sample_window_size,
                                         self.pool_pad_value)
-        normed = self.norm1(image)
-        fill = self.padded_kv(image)
-        queries = self.norm1(semantic)
-        dropout = self.training and self.attn.attn_drop_rate
-        if strips_available(image) and not dropout:
-            plan = geo.semantic_plans[step]
-            kv_map = window_kv_map(self.attn.kv(normed), fill,
-                                   geo.num_windows, self.window_size, plan)
-            per_head = strip_attention(self.attn.project_q(queries), kv_map,
-                                       plan, geo.num_windows)
-        elif exporting():
-            # Plain ops that copy no keys or values per window.
-            mask = geo.semantic_masks[step]
-            # (1, C), not (C,): TorchScript-based FLOP counters (mmengine's,
-            # fvcore) refuse a 1-D layer norm input.
-            padded = self.norm1(normed.new_zeros(1, normed.shape[-1]))
-            per_head = attend_by_key_windows(
-                self.attn.project_q(queries), normed - padded,
-                self.attn.kv.weight, fill, mask, geo.num_windows,
-                self.window_size, math.isqrt(mask.shape[-1]))
-        else:
-            # CUDA and attention dropout (the fused kernel has it) gather
-            # the neighbourhoods.
-            keys, values = gather_neighbourhoods(
-                self.attn.kv(normed).flatten(1, 2), fill,
-                geo.semantic_index[step], self.attn.num_heads)
-            attended = self.attn(queries, keys, values,
-                                 geo.semantic_masks[step])
-            return self.residual(semantic, attended)
-        B, nW, _, N, _ = per_head.shape
-        attended = self.attn.project_out(
-            per_head.transpose(2, 3).reshape(B, nW, N, -1))
+        dropout = bool(self.training and self.attn.attn_drop_rate)
+        backend = choose_backend(self.neighbourhood_impl, image.device.type,
+                                 dropout)
+        attended = neighbourhood_attention(
+            backend, self.attn, self.norm1(semantic), self.norm1(image),
+            self.padded_token(image), geo, step, self.window_size)
         return self.residual(semantic, attended)
 
 
@@ -231,6 +207,6 @@ class RecoveryBlock(LayerScaledBlock):
         every window: (B, 1, heads, nW*s*s + 1, C // heads) each."""
         B, nW, N, C = semantic.shape
         tokens = self.norm1(semantic.reshape(B, 1, nW * N, C))
-        padded = self.norm1(semantic.new_zeros(1, 1, 1, C))
+        padded = self.padded_token(semantic)
         return self.attn.split_kv(
             torch.cat([tokens, padded.expand(B, 1, 1, C)], dim=2))

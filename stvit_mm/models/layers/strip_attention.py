@@ -1,6 +1,6 @@
 """Neighbourhood attention of the semantic-token generation steps, read
-straight from a window-partitioned key/value map (CPU, inference and
-training).
+straight from a window-partitioned key/value map: the ``'strips'`` backend
+of :mod:`.neighbourhood_attention` (CPU, inference and training).
 
 Gathering a 21x21 neighbourhood per 7x7 window copies every key and value
 nine times (a 14x14 one four times), and training would keep those copies
@@ -379,10 +379,9 @@ def strip_attention(q: Tensor, kv_map: Tensor, plan: StripPlan,
     return out.reshape(B, nWh * nWw, heads, Nq, d)
 
 
-def strips_available(x: Tensor) -> bool:
-    """Whether the strip path can serve this call: CPU (or meta, for
-    counting what CPU inference does) and no graph capture (the private
-    kernel has no export; the gathered path is exported instead)."""
-    return (_flash_attention is not None
-            and x.device.type in ('cpu', 'meta')
+def strips_available(device_type: str) -> bool:
+    """Whether the strip path can serve a call on ``device_type``: CPU (or
+    meta, for counting what CPU runs do) and no graph capture (the private
+    kernel has no export; key windows are exported instead)."""
+    return (_flash_attention is not None and device_type in ('cpu', 'meta')
             and not exporting())

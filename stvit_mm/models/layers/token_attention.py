@@ -138,9 +138,16 @@ class LayerScaledBlock(BaseModule):
                                           drop_prob=drop_path_rate),
                        layer_scale_init_value=layer_scale_init_value)
 
+    def padded_token(self, like: Tensor) -> Tensor:
+        """(C, ) what a padded key position of the released code holds
+        once normed: norm1(0)."""
+        # Normed as (1, C): TorchScript-based FLOP counters (mmengine's,
+        # fvcore) refuse a 1-D layer norm input.
+        return self.norm1(like.new_zeros(1, like.shape[-1]))[0]
+
     def padded_kv(self, like: Tensor) -> Tensor:
         """Projected key/value of a zero (padded) token: kv(norm1(0))."""
-        return self.attn.kv(self.norm1(like.new_zeros(1, like.shape[-1])))[0]
+        return self.attn.kv(self.padded_token(like))
 
     def residual(self, shortcut: Tensor, attended: Tensor) -> Tensor:
         """``x = shortcut + drop_path(gamma1(attended))``, then

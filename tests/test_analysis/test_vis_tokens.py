@@ -14,7 +14,7 @@ from stvit_mm.analysis.token_maps import (generation_maps, generation_weights,
 from stvit_mm.analysis.vis_tokens import vis_semantic_tokens
 from stvit_mm.errors import exit_on_error
 from stvit_mm.models import STViTRSwin
-from stvit_mm.models.layers import geometry
+from stvit_mm.models.layers import geometry, neighbourhood_attention
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'vis_semantic_tokens.py')
 DET = 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
@@ -106,7 +106,8 @@ def test_detection_weights_are_what_the_blocks_compute(pad_mask):
 
 def test_gathered_recovery_weights_match(monkeypatch):
     # The gathered recovery (large maps) sums the weights of repeated keys.
-    monkeypatch.setattr(geometry, 'DENSE_RECOVERY_MAX_RATIO', 0.)
+    monkeypatch.setattr(neighbourhood_attention, 'DENSE_RECOVERY_MAX_RATIO',
+                        0.)
     geometry._stage_geometry_cpu.cache_clear()
     geometry.stage_geometry.cache_clear()
     try:

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from .capture import exporting
 from .key_windows import attend_by_key_windows
 from .neighbourhoods import gather_neighbourhoods
+from .recompute import maybe_recompute
 from .strip_attention import strip_attention, strips_available, window_kv_map
 
 #: What ``STViTRSwin(neighbourhood_impl=...)`` accepts.
@@ -138,7 +139,11 @@ def neighbourhood_attention(backend: str, attn: nn.Module, queries: Tensor,
     elif backend == 'key_windows':
         key_window = math.isqrt(geo.semantic_index[step].shape[-1])
         dropout = attn.attn_drop_rate if attn.training else 0.
-        per_head = attend_by_key_windows(
+        # Recomputed in the backward pass: the logits and probabilities in
+        # their two layouts are several times the size of the keys, and
+        # storing them made key_windows the hungriest backend in training.
+        per_head = maybe_recompute(
+            attend_by_key_windows, not exporting(),
             q, normed - padded, attn.kv.weight, fill,
             _open_mask(mask, q.shape[1], key_window, q.device),
             geo.num_windows,

@@ -130,6 +130,37 @@ def test_key_windows_are_the_released_unfold_at_14():
             assert 0 <= start <= 7 * i and 7 * i + 7 <= start + k <= length
 
 
+def test_generation_is_the_released_unfold_of_zero_padded_tokens():
+    """Block 1 at a map that needs padding (13x10 -> 14x14), official mode:
+    the release's computation, which zero-pads the tokens, unfolds them
+    (kernel 10, stride 4) and norms and projects every copy, gives the
+    output of projecting each token once and gathering the projections."""
+    import types
+
+    import torch.nn.functional as F
+
+    from stvit_mm.models.layers.semantic import max_pool_windows
+    torch.manual_seed(0)
+    block = ReleaseTokenGeneration(7, embed_dims=32, num_heads=2,
+                                   layer_scale_init_value=1.).eval()
+    for param in block.parameters():  # norms away from identity
+        param.data.add_(0.1 * torch.randn_like(param))
+    image = torch.randn(2, 13, 10, 32)
+    geo = types.SimpleNamespace(sample_window_size=3, local_mask=None)
+    with torch.no_grad():
+        ours = block(image, geo)
+        pooled = max_pool_windows(image, 7, 3, 0.)
+        padded = F.pad(image, (0, 0, 0, 4, 0, 1)).permute(0, 3, 1, 2)
+        unfolded = F.unfold(padded, 10, stride=4).reshape(2, 32, 100, 4)
+        queries = block.norm1(pooled)
+        keys, values = block.attn.split_kv(torch.cat(
+            [queries, block.norm1(unfolded.permute(0, 3, 2, 1))], dim=2))
+        x = block.gamma1(block.attn(queries, keys, values))
+        expected = x + block.ffn.gamma2(block.ffn.layers(block.norm2(x)))
+    assert ours.shape == (2, 4, 9, 32)
+    assert rel_err(ours, expected) < 1e-5
+
+
 TINY = dict(embed_dims=16, depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8),
             variant='imagenet', out_indices=(3, ))
 
@@ -156,9 +187,9 @@ def test_runs_at_other_sizes(size, pad_mask):
                                                   ('official', False)])
 def test_exact_mode_ignores_what_padded_keys_hold(monkeypatch, pad_mask,
                                                   independent):
-    """Padded image tokens in block 1's key neighbourhoods: masked in exact
-    mode (their content cannot matter), zero tokens in official mode (as
-    the release's zero padding would be)."""
+    """Padded positions of block 1's key neighbourhoods: masked in exact
+    mode (what they hold cannot matter), kv(norm1(0)) taking part in
+    official mode (the release's zero padding)."""
     from mmcv.cnn.bricks.scale import LayerScale
     torch.manual_seed(0)
     model = STViTRSwin(**TINY, pad_mask=pad_mask)
@@ -168,16 +199,15 @@ def test_exact_mode_ignores_what_padded_keys_hold(monkeypatch, pad_mask,
             m.weight.data.fill_(1.)
     model.eval()
     img = torch.randn(2, 3, 200, 150)  # stage 3: 13x10, padded to 14x14
-    original = ReleaseTokenGeneration.neighbourhoods
+    original = ReleaseTokenGeneration.padded_kv
 
-    def noisy(self, image):
-        tokens, mask = original(self, image)
-        padding = original(self, torch.ones_like(image))[0] == 0
-        return tokens + 10 * torch.randn_like(tokens) * padding, mask
+    def noisy(self, like):
+        fill = original(self, like)
+        return fill + 10 * torch.randn_like(fill)
 
     with torch.no_grad():
         before, = model(img)
-        monkeypatch.setattr(ReleaseTokenGeneration, 'neighbourhoods', noisy)
+        monkeypatch.setattr(ReleaseTokenGeneration, 'padded_kv', noisy)
         after, = model(img)
     assert torch.allclose(before, after, atol=1e-5) == independent
 

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .dumbbell import DumbbellUnit
 from .geometry import StageGeometry
+from .neighbourhoods import gather_neighbourhoods
 from .semantic import max_pool_windows
 from .swin import pad_to
 from .token_attention import LayerScaledBlock, _scaled_residual
@@ -88,31 +89,36 @@ class ReleaseTokenGeneration(LayerScaledBlock):
         self.pool_pad_value = pool_pad_value
         self.mask_padded_keys = mask_padded_keys
 
-    def neighbourhoods(self, image: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """Each window's key neighbourhood of image tokens.
+    def neighbourhood_index(self, height: int, width: int, device
+                            ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Where each window's key neighbourhood lies among the image tokens.
 
         Args:
-            image (Tensor): (B, H, W, C).
+            height (int): Image token rows H.
+            width (int): Image token columns W.
+            device: Where the index is made.
 
         Returns:
-            tuple: (B, nW, k*k, C) tokens in window order (padding is 0),
-            and an additive (nW, 1, 1, k*k) mask of padded tokens, or None.
+            tuple: The (nW, k*k) raster index of each neighbourhood position
+            into the H*W image tokens (H*W for padding), and the additive
+            (nW, 1, 1, k*k) mask of padded positions in exact mode
+            (``mask_padded_keys``) where there is padding, else None.
         """
-        B, H, W, C = image.shape
         w = self.window_size
-        padded = F.pad(image, (0, 0, 0, pad_to(W, w), 0, pad_to(H, w)))
-        Hp, Wp = padded.shape[1:3]
-        rows = _ranges(Hp, w, self.key_window, image.device)
-        cols = _ranges(Wp, w, self.key_window, image.device)
-        tokens = padded[:, rows[:, None, :, None], cols[None, :, None, :]]
+        rows = _ranges(height + pad_to(height, w), w, self.key_window, device)
+        cols = _ranges(width + pad_to(width, w), w, self.key_window, device)
+        inside = ((rows < height)[:, None, :, None]
+                  & (cols < width)[None, :, None, :])
         nW = rows.shape[0] * cols.shape[0]
-        tokens = tokens.reshape(B, nW, -1, C)
-        if not self.mask_padded_keys or (Hp == H and Wp == W):
-            return tokens, None
-        valid = (rows < H)[:, None, :, None] & (cols < W)[None, :, None, :]
-        mask = torch.zeros(valid.shape, device=image.device).masked_fill(
-            ~valid, -torch.inf)
-        return tokens, mask.reshape(nW, 1, 1, -1)
+        index = torch.where(
+            inside, rows[:, None, :, None] * width + cols[None, :, None, :],
+            height * width).reshape(nW, -1)
+        if not self.mask_padded_keys or (pad_to(height, w) == 0
+                                         and pad_to(width, w) == 0):
+            return index, None
+        mask = torch.zeros(inside.shape, device=device).masked_fill(
+            ~inside, -torch.inf)
+        return index, mask.reshape(nW, 1, 1, -1)
 
     def forward(self, image: Tensor, geo: StageGeometry) -> Tensor:
         """
@@ -126,19 +132,27 @@ class ReleaseTokenGeneration(LayerScaledBlock):
         """
         pooled = max_pool_windows(image, self.window_size,
                                   geo.sample_window_size, self.pool_pad_value)
-        neighbours, mask = self.neighbourhoods(image)
+        B, H, W, _ = image.shape
+        index, mask = self.neighbourhood_index(H, W, image.device)
         if mask is not None or geo.local_mask is not None:
-            nW, N, K = pooled.shape[1], pooled.shape[2], neighbours.shape[2]
+            nW, N, K = pooled.shape[1], pooled.shape[2], index.shape[1]
             zeros = image.new_zeros(nW, 1, 1, N + K)
             mask = torch.cat([
                 zeros[..., :N] if geo.local_mask is None else
                 geo.local_mask.to(zeros),
                 zeros[..., N:] if mask is None else mask], dim=-1)
-        # norm1 is per token: norm1(cat) == cat of the norms.
         queries = self.norm1(pooled)
-        keys, values = self.attn.split_kv(
-            torch.cat([queries, self.norm1(neighbours)], dim=2))
-        attended = self.attn(queries, keys, values, mask)
+        # The keys are the pooled tokens, then the neighbourhood. The image
+        # tokens are projected once and their projections gathered, as in
+        # the detection unit's gathered generation: the release's
+        # neighbourhoods overlap (2x at 224 px), and a position in its zero
+        # padding holds kv(norm1(0)).
+        own_keys, own_values = self.attn.split_kv(queries)
+        keys, values = gather_neighbourhoods(
+            self.attn.kv(self.norm1(image)).flatten(1, 2),
+            self.padded_kv(image), index, self.attn.num_heads)
+        attended = self.attn(queries, torch.cat([own_keys, keys], dim=3),
+                             torch.cat([own_values, values], dim=3), mask)
         if self.shortcut:
             x = _scaled_residual(pooled, attended, self.gamma1,
                                  self.drop_path)

@@ -4,9 +4,12 @@ The same weights and inputs run on a reference device (the CPU, fp32) and on
 the device under test:
 
 * fp32 outputs of the inference path (``torch.no_grad``) and of the
-  training path (autograd on, eval mode: on an accelerator the gathered
-  neighbourhoods, on the CPU the strips' autograd function), each output
-  compared with the reference by the relative error ``max|a - b| / max|b|``;
+  training path (autograd on, eval mode), each output compared with the
+  reference by the relative error ``max|a - b| / max|b|``. The generation
+  steps run whichever backend the model's ``neighbourhood_impl`` gives on
+  each device (``'auto'``: the strips on the CPU, ``CUDA_BACKEND`` on CUDA;
+  :mod:`stvit_mm.models.layers.neighbourhood_attention`), so one check
+  compares two backends as well as two devices;
 * fp16 and bf16 ``torch.autocast`` outputs: finite, and within a bound of
   the device's own fp32 outputs;
 * training steps (forward, backward, AdamW step) under autocast, fp16 with a

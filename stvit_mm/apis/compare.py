@@ -29,7 +29,7 @@ from typing import Dict, List, Sequence
 
 from ..errors import StepFailed, StvitMMError
 from .quickstart import (TASKS, QuickstartOptions, _rel, fresh_work_dir,
-                         image_size, plan_run, repo_path, run_steps)
+                         image_size, plan_run, run_steps)
 from .threads import choose_threads
 from .tool_runs import format_duration
 
@@ -166,7 +166,7 @@ def run_compare(opts: QuickstartOptions) -> Dict:
         raise StepFailed('check', '--compare trains the quickstart config '
                          'and its Swin twin; it takes no --config')
     start = time.time()
-    requested = repo_path(opts.work_dir or WORK_DIRS[opts.task])
+    requested = osp.abspath(opts.work_dir or WORK_DIRS[opts.task])
     top = fresh_work_dir(requested)
     if top != requested:
         print(f'[compare] {requested} already has content; writing to '

@@ -44,8 +44,7 @@ from .tool_runs import (cfg_options_dict, find_checkpoint, format_duration,
 
 __all__ = [
     'TASKS', 'QuickstartOptions', 'run_quickstart', 'fresh_work_dir',
-    'data_cfg_options', 'plan_run', 'run_steps',
-    'repo_path'
+    'data_cfg_options', 'plan_run', 'run_steps'
 ]
 
 TASKS = {
@@ -138,12 +137,6 @@ def image_size(opts: QuickstartOptions) -> int:
     return opts.size or TASKS[opts.task].get('size', 256)
 
 
-def repo_path(path: str) -> str:
-    """Absolute path; relative paths are taken from the current directory
-    (the checkout's root under ``make demo``)."""
-    return osp.abspath(path)
-
-
 def data_cfg_options(task: str, data_root: str) -> List[str]:
     """``--cfg-options`` (``key=value`` items) that point a standard
     config of ``task`` (``'det'``, ``'seg'``) at ``data_root`` (absolute)."""
@@ -222,7 +215,7 @@ def step_check(opts: QuickstartOptions) -> Dict:
         tools = [tool_script(name) for name in ('train.py', 'test.py')]
     except ConfigError as e:
         raise StepFailed('check', str(e)) from e
-    requested = repo_path(opts.work_dir or spec['work_dir'])
+    requested = osp.abspath(opts.work_dir or spec['work_dir'])
     work_dir = fresh_work_dir(requested)
     if work_dir != requested:
         print(f'[demo] {requested} already has content; writing this run '
@@ -233,7 +226,7 @@ def step_check(opts: QuickstartOptions) -> Dict:
         train_tool=tools[0],
         test_tool=tools[1],
         work_dir=work_dir,
-        data_root=repo_path(opts.data_root or spec['data_root']))
+        data_root=osp.abspath(opts.data_root or spec['data_root']))
 
 
 def step_data(opts: QuickstartOptions, run: Dict) -> None:

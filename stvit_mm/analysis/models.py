@@ -87,8 +87,9 @@ def build_backbone(cfg: Config) -> nn.Module:
 
 
 def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
-    """The config's whole detector / segmentor for inference: no pretrained
-    weights, SyncBN reverted to BN (CPU), eval mode.
+    """The config's whole detector / segmentor / classifier for inference:
+    no pretrained weights, SyncBN reverted to BN (CPU), no batch augments,
+    eval mode.
 
     Args:
         cfg (Config): The config.
@@ -103,6 +104,11 @@ def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
     model_cfg = copy.deepcopy(cfg.model if model_cfg is None else model_cfg)
     model_cfg.backbone['init_cfg'] = None
     model_cfg.pop('pretrained', None)
+    if cfg.default_scope == 'mmpretrain':
+        # A classifier's train_cfg holds batch augments (mixup, cutmix),
+        # which only act in training; building them makes mmengine log a
+        # notice on stdout, into the tools' tables.
+        model_cfg.pop('train_cfg', None)
     model = revert_sync_batchnorm(build_module(cfg, model_cfg))
     model.eval()
     return model

@@ -9,8 +9,8 @@ One concern per module:
 * :mod:`~.timing`, :mod:`~.memory` (with the CPU probe :mod:`~.probe`, run
   as ``python -m stvit_mm.analysis.probe``), :mod:`~.profiling`: measuring
   one forward or training step;
-* :mod:`~.pairs`, :mod:`~.plot`, :mod:`~.end_to_end`, :mod:`~.benchmark`:
-  the speed and memory comparison (``benchmark.py``,
+* :mod:`~.pairs`, :mod:`~.plot`, :mod:`~.end_to_end`, :mod:`~.classifier`,
+  :mod:`~.benchmark`: the speed and memory comparison (``benchmark.py``,
   :func:`run_benchmark`);
 * :mod:`~.device_check`, :mod:`~.device_report`: correctness on an
   accelerator against the CPU (``device_check.py``, :func:`check_config`);

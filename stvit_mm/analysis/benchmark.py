@@ -39,7 +39,9 @@ forward (or training step) per model (:mod:`stvit_mm.analysis.profiling`).
 ``runtime='onnxruntime'`` exports both backbones and times them in ONNX
 Runtime instead (:mod:`stvit_mm.analysis.onnx_runtime`).
 ``plot`` adds the token sweep (:mod:`stvit_mm.analysis.plot`),
-``end_to_end`` the whole models (:mod:`stvit_mm.analysis.end_to_end`).
+``end_to_end`` the whole models (:mod:`stvit_mm.analysis.end_to_end`),
+``classifier`` the ImageNet classifiers against mmpretrain's Swin
+(:mod:`stvit_mm.analysis.classifier`).
 
 Run time (2 idle cores, 2 threads; Swin-S takes about 3 s per forward at
 800x1216): the default run about 15-20 minutes (12 for timing, 4 for the
@@ -47,31 +49,26 @@ CPU memory subprocesses); the plot adds about 3 minutes; end to end with
 default settings adds about 30-35 minutes (on the CPU the Cascade heads, 3
 stages on 1000 proposals plus 3 mask heads on 100 detections, cost about
 10 s per image whatever the backbone), with batch size 1 and 3 repeats
-about 10.
+about 10. The classifiers with default settings (S and B at 224x224, batch
+sizes 1 and 32) add about 4-5 minutes, estimated from the backbone rows'
+times (about 2 of them the CPU memory subprocesses), almost all of it at
+batch 32.
 """
 from functools import partial
-from typing import List
 
 import torch
 
 from stvit_mm.utils.flops import count_macs, count_training_macs
 
+from .classifier import CLASSIFIER_NOTE, classifier_table
 from .end_to_end import end_to_end_table
 from .options import BenchmarkSettings
-from .pairs import (COMMON_HEADERS, backbone_pairs, common_cells,
+from .pairs import (backbone_pairs, common_cells, common_headers, macs_ratio,
                     measure_settings)
 from .plot import sweep_table, token_sweep, write_plot
-from .tables import format_ratio, markdown_table
+from .tables import markdown_table
 
 __all__ = ['backbone_table', 'describe', 'run_benchmark']
-
-
-def _backbone_flops_ratio(models: List[torch.nn.Module], size, batch,
-                          train: bool = False) -> str:
-    count = count_training_macs if train else count_macs
-    macs = [count(m, (batch, 3, *size)) for m in models]
-    return format_ratio(macs[1], macs[0])
-
 
 #: The FLOPs column of a table of training steps.
 TRAIN_FLOPS_HEADER = 'FLOPs (fwd+bwd) STViT-R / Swin'
@@ -88,13 +85,14 @@ def backbone_table(settings: BenchmarkSettings) -> str:
         ``'custom'`` for ``backbone_configs``).
     """
     rows = []
-    flops_ratio = partial(_backbone_flops_ratio, train=settings.train)
+    flops_ratio = partial(
+        macs_ratio, count_training_macs if settings.train else count_macs)
     for key, subjects in backbone_pairs(settings):
         for setting in measure_settings(subjects, settings.sizes,
                                         flops_ratio, settings):
             rows.append([key] + common_cells(*setting))
-    headers = [TRAIN_FLOPS_HEADER if settings.train and h.startswith('FLOPs')
-               else h for h in COMMON_HEADERS]
+    headers = (common_headers(TRAIN_FLOPS_HEADER) if settings.train else
+               common_headers())
     return markdown_table(['Model'] + headers, rows)
 
 
@@ -152,4 +150,9 @@ def run_benchmark(settings: BenchmarkSettings) -> None:
         print(end_to_end_table(settings), end='\n\n')
         print('Detector score threshold set to 0 (random weights), so each '
               'image yields max_per_img detections for the mask heads. '
-              'Model FLOPs: see tools/analysis/get_flops.py --whole-model.')
+              'Model FLOPs: see tools/analysis/get_flops.py --whole-model.\n')
+    if settings.classifier:
+        print("## ImageNet classifiers (model(inputs, mode='tensor'), random "
+              'weights)\n')
+        print(classifier_table(settings), end='\n\n')
+        print(CLASSIFIER_NOTE)

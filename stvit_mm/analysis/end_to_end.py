@@ -20,7 +20,7 @@ import torch
 from .flops import count_whole_model
 from .models import Subject, make_batch
 from .options import BenchmarkSettings
-from .pairs import (COMMON_HEADERS, common_cells, measure_settings,
+from .pairs import (common_cells, common_headers, measure_settings,
                     pair_subjects)
 from .tables import format_ratio, markdown_table
 
@@ -88,7 +88,7 @@ def end_to_end_table(settings: BenchmarkSettings) -> str:
         for setting in measure_settings(subjects, sizes, ratio, settings):
             rows.append([key, label] + common_cells(*setting) +
                         [_detections(setting[-1]['outputs'])])
-    headers = ['Model', 'Task'] + COMMON_HEADERS + ['Detections / image']
-    headers[headers.index('FLOPs STViT-R / Swin')] = \
-        'Model FLOPs STViT-R / Swin'
+    headers = (['Model', 'Task'] +
+               common_headers('Model FLOPs STViT-R / Swin') +
+               ['Detections / image'])
     return markdown_table(headers, rows)

@@ -18,8 +18,10 @@ arithmetic runs, so counting Swin-B at 1280x800 takes about a second).
 
 Whole models (:func:`count_whole_model`), at inference:
 
-* segmentors (UperNet) and single-stage detectors: their ``mode='tensor'``
-  forward (backbone, neck, decode head; no auxiliary head), on meta;
+* segmentors (UperNet), single-stage detectors and mmpretrain classifiers:
+  their ``mode='tensor'`` forward (backbone, neck, decode head, no auxiliary
+  head; a classifier's backbone, pooling neck and head up to the logits), on
+  meta;
 * two-stage detectors (Cascade Mask R-CNN): ``mode='tensor'`` runs the RPN's
   NMS, which has no meta kernel, and its head cost would depend on how many
   proposals survive NMS for random weights. They are counted with the fixed
@@ -63,9 +65,10 @@ with attention under the SDPA math backend, on a meta-device copy; input
 1x3xHxW. Backbones are built from the configs' model.backbone (init_cfg=None).
 """
 WHOLE_MODEL_NOTES = """\
-Model: the whole detector/segmentor at inference. UperNet and single-stage
-detectors: mode='tensor' (no auxiliary head; its parameters are counted in
-"Model params"). Two-stage detectors: backbone + neck + RPN head, then each
+Model: the whole detector/segmentor/classifier at inference. UperNet,
+single-stage detectors and classifiers: mode='tensor' (no auxiliary head; its
+parameters are counted in "Model params"; a classifier up to its logits).
+Two-stage detectors: backbone + neck + RPN head, then each
 RoI stage's bbox head on 1000 RoIs and mask head on 100 RoIs per image
 (mmdet 2.x forward_dummy convention); RoIAlign and NMS are not counted.
 """
@@ -97,14 +100,15 @@ def _roi_heads(roi_head: nn.Module) -> Tuple[list, list]:
 
 
 class InferenceForward(nn.Module):
-    """The inference-time computation of a detector or segmentor, as a
-    module whose ``forward`` takes only the image batch (what
-    :func:`count_macs` needs).
+    """The inference-time computation of a detector, segmentor or
+    classifier, as a module whose ``forward`` takes only the image batch
+    (what :func:`count_macs` needs).
 
     See the module docstring for what is counted for each model type.
 
     Args:
-        model (nn.Module): An mmdet detector or mmseg segmentor.
+        model (nn.Module): An mmdet detector, mmseg segmentor or
+            mmpretrain classifier.
         bbox_rois (int): RoIs per image for two-stage bbox heads.
         mask_rois (int): RoIs per image for two-stage mask heads.
     """
@@ -120,9 +124,10 @@ class InferenceForward(nn.Module):
         """The model's inference computation on the image batch ``x``."""
         model = self.model
         if getattr(model, 'roi_head', None) is None:
-            # Segmentors and single-stage detectors: the tensor mode, which
-            # needs no data samples and runs no post-processing.
-            return model._forward(x)
+            # Segmentors, single-stage detectors and classifiers: the tensor
+            # mode, which needs no data samples and runs no
+            # post-processing (mmpretrain's classifiers have no _forward).
+            return model(x, mode='tensor')
         feats = model.extract_feat(x)
         outs = [model.rpn_head(feats)]
         bbox, mask = _roi_heads(model.roi_head)
@@ -137,11 +142,12 @@ class InferenceForward(nn.Module):
 
 
 def count_whole_model(model: nn.Module, input_shape: Sequence[int]) -> int:
-    """Multiply-accumulates of a detector's / segmentor's inference forward
-    (see :class:`InferenceForward`), counted on meta.
+    """Multiply-accumulates of a detector's / segmentor's / classifier's
+    inference forward (see :class:`InferenceForward`), counted on meta.
 
     Args:
-        model (nn.Module): The detector or segmentor (eval mode).
+        model (nn.Module): The detector, segmentor or classifier (eval
+            mode).
         input_shape (Sequence[int]): The image batch's (N, 3, H, W).
 
     Returns:
@@ -264,7 +270,7 @@ def config_table(configs: Sequence[str], shapes: Sequence[Tuple[int, int]],
             input (800x1280) for mmdet configs, its ADE20K input (512x512)
             for mmseg ones, 224x224 for mmpretrain ones. An STViT-R-Swin
             classifier is followed by mmpretrain's Swin of its width and
-            the ratio.
+            the ratio (of the whole classifiers too with ``whole_model``).
         whole_model (bool): Add whole-model parameters and GFLOPs.
 
     Returns:
@@ -290,15 +296,19 @@ def config_table(configs: Sequence[str], shapes: Sequence[Tuple[int, int]],
                         format_gmacs(res['model_macs'])]
             rows.append(row)
             if twin:  # the classifier against mmpretrain's Swin, same count
-                base = measure_config(twin, shape, False)
+                base = measure_config(twin, shape, whole_model)
                 rows.append([f'mmpretrain {osp.basename(twin)}',
                              f'{shape[0]}x{shape[1]}', 'SwinTransformer',
                              format_params(base['params']),
                              format_gmacs(base['macs'])] +
-                            ([''] * 2 if whole_model else []))
+                            ([format_params(base['model_params']),
+                              format_gmacs(base['model_macs'])]
+                             if whole_model else []))
                 rows.append(['ratio STViT-R / Swin', '', '', '',
-                             f'{res["macs"] / base["macs"]:.2f}'] +
-                            ([''] * 2 if whole_model else []))
+                             format_ratio(res['macs'], base['macs'])] +
+                            (['', format_ratio(res['model_macs'],
+                                               base['model_macs'])]
+                             if whole_model else []))
     return markdown_table(headers, rows)
 
 

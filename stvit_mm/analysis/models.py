@@ -1,8 +1,9 @@
 """What the analyses measure: models built from configs, and their inputs.
 
-The project's Swin / STViT-R-Swin pairs (:data:`PAIR_CONFIGS`), backbones
-and whole detectors / segmentors built from a config with random weights
-(no pretrained checkpoint), and :class:`Subject`, a JSON-serialisable
+The project's Swin / STViT-R-Swin pairs (:data:`PAIR_CONFIGS`) and ImageNet
+classifiers (:data:`CLASSIFIER_CONFIGS`), backbones and whole detectors /
+segmentors / classifiers built from a config with random weights (no
+pretrained checkpoint), and :class:`Subject`, a JSON-serialisable
 description of a model, so that a fresh process (the CPU memory probe,
 :mod:`stvit_mm.analysis.probe`) builds exactly the same one.
 
@@ -21,8 +22,9 @@ from torch import nn
 from stvit_mm.apis import load_config
 
 __all__ = [
-    'PAIR_CONFIGS', 'Subject', 'build_backbone', 'build_model',
-    'build_module', 'build_subject', 'make_batch', 'num_params'
+    'CLASSIFIER_CONFIGS', 'PAIR_CONFIGS', 'SWIN_CLS_MIN_SIDE', 'Subject',
+    'build_backbone', 'build_model', 'build_module', 'build_subject',
+    'make_batch', 'num_params'
 ]
 
 #: Configs per backbone size, baseline first; COCO and ADE20K variants.
@@ -40,6 +42,18 @@ PAIR_CONFIGS = {
                 'configs/upernet_stvit_r_swin_b_160k_ade20k.py'),
     },
 }
+
+#: The ImageNet classifiers per backbone size; their baseline is
+#: mmpretrain's Swin classifier of the same width
+#: (:func:`stvit_mm.analysis.flops.imagenet_swin_config`).
+CLASSIFIER_CONFIGS = {
+    'S': 'configs/imagenet/stvit_r_swin_s_16xb64_in1k.py',
+    'B': 'configs/imagenet/stvit_r_swin_b_16xb64_in1k.py',
+}
+#: The smallest input side mmpretrain's Swin classifiers take: with
+#: ``pad_small_map=False`` their last stage's map, ceil(side / 32), must hold
+#: a 7x7 window (smaller maps fail an assertion in its window attention).
+SWIN_CLS_MIN_SIDE = 32 * 6 + 1
 
 
 def build_module(cfg: Config, module_cfg: dict) -> nn.Module:
@@ -87,8 +101,9 @@ def build_backbone(cfg: Config) -> nn.Module:
 
 
 def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
-    """The config's whole detector / segmentor for inference: no pretrained
-    weights, SyncBN reverted to BN (CPU), eval mode.
+    """The config's whole detector / segmentor / classifier for inference:
+    no pretrained weights, SyncBN reverted to BN (CPU), no batch augments,
+    eval mode.
 
     Args:
         cfg (Config): The config.
@@ -103,6 +118,11 @@ def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
     model_cfg = copy.deepcopy(cfg.model if model_cfg is None else model_cfg)
     model_cfg.backbone['init_cfg'] = None
     model_cfg.pop('pretrained', None)
+    if cfg.default_scope == 'mmpretrain':
+        # A classifier's train_cfg holds batch augments (mixup, cutmix),
+        # which only act in training; building them makes mmengine log a
+        # notice on stdout, into the tools' tables.
+        model_cfg.pop('train_cfg', None)
     model = revert_sync_batchnorm(build_module(cfg, model_cfg))
     model.eval()
     return model
@@ -119,7 +139,7 @@ class Subject:
 
     Args:
         task (str): ``'backbone'`` (the config's ``model.backbone``),
-            ``'det'`` or ``'seg'`` (the whole model).
+            ``'det'``, ``'seg'`` or ``'cls'`` (the whole model).
         config (str): Config path.
         sample_size (int, optional): STViT-R's ``sample_window_size`` s.
         name (str): Display name.
@@ -182,19 +202,20 @@ def make_batch(task: str, batch: int, size: Tuple[int, int],
     """Inputs of one forward, the same for every call (seed 0).
 
     Args:
-        task (str): ``'backbone'``, ``'det'`` or ``'seg'``.
+        task (str): ``'backbone'``, ``'det'``, ``'seg'`` or ``'cls'``.
         batch (int): Batch size.
         size (tuple): Image (H, W).
-        device (str): Device of a backbone's input.
+        device (str): Device of a backbone's or classifier's input.
 
     Returns:
-        Tensor or dict: A float image batch for a backbone; for a whole
-        model, the ``test_step`` data: uint8 images and data samples with
-        the metainfo a test pipeline writes.
+        Tensor or dict: A float image batch for a backbone or a classifier
+        (its ``mode='tensor'`` input, the data preprocessor's output); for a
+        detector or segmentor, the ``test_step`` data: uint8 images and data
+        samples with the metainfo a test pipeline writes.
     """
     h, w = size
     gen = torch.Generator().manual_seed(0)
-    if task == 'backbone':
+    if task in ('backbone', 'cls'):
         return torch.randn(batch, 3, h, w, generator=gen).to(device)
     if task == 'det':
         from mmdet.structures import DetDataSample as Sample

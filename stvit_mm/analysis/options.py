@@ -15,7 +15,7 @@ import torch
 
 from stvit_mm.errors import ConfigError
 
-from .models import PAIR_CONFIGS
+from .models import PAIR_CONFIGS, SWIN_CLS_MIN_SIDE
 from .timing import DTYPES
 
 __all__ = ['BenchmarkSettings', 'FlopsSettings', 'parse_settings', 'size_arg']
@@ -109,12 +109,15 @@ class BenchmarkSettings:
     ``devices`` defaults to the CPU, plus CUDA when available; ``dtypes``
     apply to CUDA (the CPU runs fp32); ``plot`` is the PNG of the token
     sweep; ``backbone_configs`` / ``det_configs`` / ``seg_configs``
-    replace the project's pairs of ``models`` (baseline first).
+    replace the project's pairs of ``models`` (baseline first);
+    ``classifier`` adds the ImageNet classifiers of ``models`` at
+    ``cls_sizes`` and ``cls_batch_sizes``.
 
     Raises:
         ConfigError: A setting cannot be used (CUDA unavailable, a count
             below 1, nothing to do, ``profile`` without the backbone
-            table).
+            table, a classifier input smaller than mmpretrain's Swin
+            takes).
     """
     models: List[str] = dataclasses.field(default_factory=lambda: ['S', 'B'])
     sizes: List[Size] = dataclasses.field(
@@ -147,6 +150,11 @@ class BenchmarkSettings:
     seg_sizes: List[Size] = dataclasses.field(
         default_factory=lambda: [(512, 512)])
     neighbourhood_impls: Optional[List[str]] = None
+    classifier: bool = False
+    cls_sizes: List[Size] = dataclasses.field(
+        default_factory=lambda: [(224, 224)])
+    cls_batch_sizes: List[int] = dataclasses.field(
+        default_factory=lambda: [1, 32])
 
     def __post_init__(self):
         if self.neighbourhood_impls:
@@ -165,15 +173,23 @@ class BenchmarkSettings:
         if 'cuda' in self.devices and not torch.cuda.is_available():
             raise ConfigError(
                 '--devices cuda: torch.cuda.is_available() is False')
-        if min(self.batch_sizes) < 1 or self.repeat < 1 or self.warmup < 0 \
-                or self.threads < 1:
-            raise ConfigError('--batch-sizes, --repeat and --threads must '
-                              'be >= 1, --warmup >= 0')
+        if min(self.batch_sizes + self.cls_batch_sizes) < 1 or \
+                self.repeat < 1 or self.warmup < 0 or self.threads < 1:
+            raise ConfigError('--batch-sizes, --cls-batch-sizes, --repeat '
+                              'and --threads must be >= 1, --warmup >= 0')
+        small = [f'{h}x{w}' for h, w in self.cls_sizes
+                 if min(h, w) < SWIN_CLS_MIN_SIDE]
+        if small:
+            raise ConfigError(
+                f"--cls-sizes {' '.join(small)}: mmpretrain's Swin "
+                f'classifiers take sides of at least {SWIN_CLS_MIN_SIDE} '
+                'px (their last stage must hold a 7x7 window)')
         if min(self.sample_sizes) < 1:
             raise ConfigError('--sample-sizes must be >= 1')
-        if self.no_backbone and not (self.plot or self.end_to_end):
+        if self.no_backbone and not (self.plot or self.end_to_end
+                                     or self.classifier):
             raise ConfigError('--no-backbone leaves nothing to do without '
-                              '--plot or --end-to-end')
+                              '--plot, --end-to-end or --classifier')
         if self.runtime == 'onnxruntime' and (
                 self.train or self.profile or self.no_backbone
                 or self.devices != ['cpu']):

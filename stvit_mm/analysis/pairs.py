@@ -4,13 +4,13 @@ Both models of a pair live in ONE process and are timed interleaved
 (:func:`stvit_mm.analysis.timing.time_interleaved`) at every selected
 device, precision, input size and batch size; beside the times stand the
 peak memories (:mod:`stvit_mm.analysis.memory`) and a FLOPs ratio
-computed by the caller.
+computed by the caller (:func:`macs_ratio` with its count).
 """
 import copy
 import dataclasses
 import os.path as osp
 import sys
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,8 +22,9 @@ from .tables import format_mib, format_ms, format_ratio
 from .timing import make_runner, synchronizer, time_interleaved
 
 __all__ = [
-    'COMMON_HEADERS', 'backbone_pairs', 'common_cells', 'compare_pair',
-    'measure_settings', 'on_device', 'pair_subjects'
+    'COMMON_HEADERS', 'backbone_pairs', 'common_cells', 'common_headers',
+    'compare_pair', 'macs_ratio', 'measure_settings', 'on_device',
+    'pair_subjects'
 ]
 
 #: Columns of a measured setting (:func:`common_cells`).
@@ -31,8 +32,25 @@ COMMON_HEADERS = ['Device', 'Precision', 'Input', 'Batch', 'Swin (ms)',
                   'STViT-R (ms)', 'Time STViT-R / Swin',
                   'FLOPs STViT-R / Swin', 'Swin peak (MiB)',
                   'STViT-R peak (MiB)', 'Memory STViT-R / Swin']
+FLOPS_HEADER = 'FLOPs STViT-R / Swin'
 
 Size = Tuple[int, int]
+
+
+def common_headers(flops_header: str = FLOPS_HEADER) -> List[str]:
+    """:data:`COMMON_HEADERS`, the FLOPs column titled ``flops_header``
+    (what the table's count covers)."""
+    return [flops_header if h == FLOPS_HEADER else h for h in COMMON_HEADERS]
+
+
+def macs_ratio(count: Callable[[torch.nn.Module, Sequence[int]], int],
+               models: Sequence[torch.nn.Module], size: Size,
+               batch: int) -> str:
+    """The FLOPs cell of a setting: STViT-R's ``count(model, (batch, 3, H,
+    W))`` over Swin's (bind ``count`` with :func:`functools.partial` to get
+    the ``flops_ratio`` of :func:`measure_settings`)."""
+    macs = [count(m, (batch, 3, *size)) for m in models]
+    return format_ratio(macs[1], macs[0])
 
 
 def pair_subjects(task: str, size_key: str) -> List[Subject]:
@@ -130,7 +148,9 @@ def compare_pair(subjects: Sequence[Subject],
 def measure_settings(subjects: Sequence[Subject], sizes: Sequence[Size],
                      flops_ratio: Callable[[List[torch.nn.Module], Size,
                                             int], str],
-                     settings: BenchmarkSettings) -> Iterator[Tuple]:
+                     settings: BenchmarkSettings,
+                     batch_sizes: Optional[Sequence[int]] = None
+                     ) -> Iterator[Tuple]:
     """Build a Swin / STViT-R pair once and measure it at every selected
     device, precision, size and batch size.
 
@@ -139,6 +159,8 @@ def measure_settings(subjects: Sequence[Subject], sizes: Sequence[Size],
         sizes (Sequence[tuple]): (H, W) inputs.
         flops_ratio (Callable): ``(cpu_models, size, batch) -> str``.
         settings (BenchmarkSettings): Devices, precisions, batch sizes.
+        batch_sizes (Sequence[int], optional): Batch sizes instead of
+            ``settings.batch_sizes``.
 
     Yields:
         tuple: ``(device, dtype, size, batch, flops ratio, result of
@@ -151,7 +173,7 @@ def measure_settings(subjects: Sequence[Subject], sizes: Sequence[Size],
         dtypes = settings.dtypes if device == 'cuda' else ['fp32']
         for dtype in dtypes:
             for size in sizes:
-                for batch in settings.batch_sizes:
+                for batch in batch_sizes or settings.batch_sizes:
                     if (size, batch) not in flops:
                         flops[size, batch] = flops_ratio(cpu_models, size,
                                                          batch)

@@ -26,8 +26,9 @@ def make_runner(model: torch.nn.Module, task: str, data, device: str,
 
     Args:
         model (nn.Module): A backbone or a whole model (on ``device``).
-        task (str): ``'backbone'`` (``model(data)``), or ``'det'`` /
-            ``'seg'`` (``model.test_step(data)``).
+        task (str): ``'backbone'`` (``model(data)``), ``'cls'``
+            (``model(data, mode='tensor')``), or ``'det'`` / ``'seg'``
+            (``model.test_step(data)``).
         data (Tensor | dict): The input (see
             :func:`stvit_mm.analysis.models.make_batch`).
         device (str): ``'cpu'`` or ``'cuda'``.
@@ -45,6 +46,8 @@ def make_runner(model: torch.nn.Module, task: str, data, device: str,
                     if DTYPES[dtype] is not None else
                     contextlib.nullcontext())
         with torch.set_grad_enabled(train), autocast:
+            if task == 'cls':  # backbone, neck and head, to the logits
+                return model(data, mode='tensor')
             if task != 'backbone':
                 return model.test_step(data)
             outs = model(data)

@@ -11,11 +11,14 @@ import torch
 from helpers.analysis import (SWIN_BASELINE, column,
                               run_analysis_tool as run_tool, table_rows)
 from helpers.paths import REPO
-from stvit_mm.analysis import BenchmarkSettings, run_benchmark
+from stvit_mm.analysis import (BenchmarkSettings, FlopsSettings, flops_report,
+                               run_benchmark)
 from stvit_mm.analysis.timing import make_runner
 
 QUICKSTART_DET = REPO / 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
 QUICKSTART_SEG = REPO / 'configs/quickstart/stvit_r_swin_quickstart_ade.py'
+QUICKSTART_CLS = REPO / 'configs/quickstart/stvit_r_swin_quickstart_in1k.py'
+CLASSIFIER_S = 'configs/imagenet/stvit_r_swin_s_16xb64_in1k.py'
 
 
 # ---------------------------------------------------------------------------
@@ -135,6 +138,72 @@ def test_benchmark_defaults_are_the_readme_settings():
     assert (args.repeat, args.warmup, args.threads) == (5, 1, 2)
     assert args.devices[0] == 'cpu'
     assert args.det_sizes == [(800, 1333)] and args.seg_sizes == [(512, 512)]
+    assert not args.classifier
+    assert args.cls_sizes == [(224, 224)] and args.cls_batch_sizes == [1, 32]
+    # The classifier table alone is something to do.
+    assert BenchmarkSettings(no_backbone=True, classifier=True).classifier
+
+
+# ---------------------------------------------------------------------------
+# benchmark.py --classifier
+# ---------------------------------------------------------------------------
+def test_benchmark_classifier_rows():
+    """--classifier: the ImageNet classifier S against mmpretrain's Swin-S
+    classifier, at the smallest input mmpretrain's Swin takes, the batch
+    sizes as asked, CPU peak memory from the probes; the FLOPs ratio is
+    get_flops.py's whole-classifier ratio of that pair at that input."""
+    from stvit_mm.analysis.classifier import classifier_subjects
+    swin, stvit = classifier_subjects('S')
+    assert swin.config.endswith('swin_transformer/swin-small_16xb64_in1k.py')
+    assert stvit.config == CLASSIFIER_S and swin.task == stvit.task == 'cls'
+
+    proc = run_tool('tools/analysis/benchmark.py', '--no-backbone',
+                    '--classifier', '--models', 'S', '--cls-sizes',
+                    '193x193', '--cls-batch-sizes', '2', '1', '--repeat',
+                    '1', '--warmup', '0', '--threads', '1')
+    assert proc.returncode == 0, proc.stderr
+    assert "## ImageNet classifiers (model(inputs, mode='tensor')" in \
+        proc.stdout
+    assert '## Backbones' not in proc.stdout
+    header, rows = table_rows(proc.stdout, 'S')
+    assert [r[1:5] for r in rows] == [['cpu', 'fp32', '193x193', '2'],
+                                      ['cpu', 'fp32', '193x193', '1']]
+    for row in rows:
+        for name in ('Swin (ms)', 'STViT-R (ms)', 'Time STViT-R / Swin',
+                     'Swin peak (MiB)', 'STViT-R peak (MiB)',
+                     'Memory STViT-R / Swin'):
+            assert float(column(header, row, name)) > 0, name
+
+    flops_header, flops_rows = table_rows(flops_report(FlopsSettings(
+        configs=[CLASSIFIER_S], shapes=[(193, 193)], whole_model=True)))
+    assert flops_rows[2][0] == 'ratio STViT-R / Swin'
+    expected = column(flops_header, flops_rows[2], 'Model GFLOPs')
+    assert float(expected) < 1
+    assert [column(header, r, 'Model FLOPs STViT-R / Swin')
+            for r in rows] == [expected, expected]
+
+
+def test_classifier_runner_returns_the_logits():
+    """What the classifier rows time: the whole classifier, up to the
+    logits."""
+    from stvit_mm.analysis.models import Subject, build_subject, make_batch
+    model = build_subject(Subject('cls', str(QUICKSTART_CLS)))
+    data = make_batch('cls', 2, (112, 112), 'cpu')
+    logits = make_runner(model, 'cls', data, 'cpu', 'fp32')()
+    assert logits.shape == (2, model.head.fc.out_features)
+
+
+def test_benchmark_classifier_refuses_a_size_swin_cannot_take():
+    """A side below 193 px leaves mmpretrain's Swin a last-stage map
+    smaller than its 7x7 window: one error line before any work."""
+    proc = run_tool('tools/analysis/benchmark.py', '--no-backbone',
+                    '--classifier', '--cls-sizes', '224x224', '192x224')
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "benchmark.py: error: --cls-sizes 192x224: mmpretrain's Swin "
+        'classifiers take sides of at least 193 px (their last stage must '
+        'hold a 7x7 window)')
 
 
 def test_benchmark_train_step_and_profile(swin_baselines, capsys,
@@ -220,6 +289,7 @@ def test_benchmark_train_runner_leaves_no_gradients():
     ['--sizes', '64'],
     ['--sizes', '0x64'],
     ['--batch-sizes', '0'],
+    ['--cls-batch-sizes', '0'],
     ['--no-backbone'],
     ['--no-backbone', '--plot', 'x.png', '--profile', '5'],
 ])

@@ -5,8 +5,8 @@ import pytest
 
 from helpers.analysis import column, run_analysis_tool as run_tool, table_rows
 from helpers.paths import REPO
-from stvit_mm.analysis import (FlopsSettings, build_model, count_whole_model,
-                               flops_report)
+from stvit_mm.analysis import (FlopsSettings, build_model, count_macs,
+                               count_whole_model, flops_report)
 from stvit_mm.apis import load_config
 
 QUICKSTART_DET = REPO / 'configs/quickstart/stvit_r_swin_quickstart_coco.py'
@@ -49,9 +49,11 @@ def test_get_flops_whole_model_of_a_config():
 
 def test_get_flops_counts_the_classifier_beside_mmpretrain_swin():
     """An ImageNet config: counted at 224x224 by default, followed by
-    mmpretrain's Swin of its width, counted the same way, and the ratio."""
+    mmpretrain's Swin of its width, counted the same way, and the ratio;
+    with --whole-model, of the whole classifiers too (mode='tensor')."""
     out = flops_report(FlopsSettings(
-        configs=['configs/imagenet/stvit_r_swin_s_16xb64_in1k.py']))
+        configs=['configs/imagenet/stvit_r_swin_s_16xb64_in1k.py'],
+        whole_model=True))
     header, rows = table_rows(out)
     assert [column(header, r, 'Backbone') for r in rows[:2]] == [
         'STViTRSwin', 'SwinTransformer']
@@ -63,6 +65,24 @@ def test_get_flops_counts_the_classifier_beside_mmpretrain_swin():
     ratio = float(column(header, rows[2], 'GFLOPs'))
     assert ratio == pytest.approx(stvit / swin, abs=0.01)
     assert ratio < 1
+    # The whole classifiers add the same head (768 x 1000 MACs, below the
+    # table's digits) to both.
+    models = [float(column(header, r, 'Model GFLOPs')) for r in rows[:2]]
+    assert models == pytest.approx([stvit, swin], abs=0.01)
+    assert (float(column(header, rows[2], 'Model GFLOPs')) ==
+            pytest.approx(models[0] / models[1], abs=0.01))
+    assert 'mmengine' not in out  # no build notices in the table
+
+
+def test_whole_classifier_count_is_backbone_plus_head():
+    """A classifier's whole count: its backbone, then the linear head on
+    the pooled features (pooling counts no MACs)."""
+    cfg = load_config('configs/quickstart/stvit_r_swin_quickstart_in1k.py')
+    model = build_model(cfg)
+    shape = (2, 3, 112, 112)
+    fc = model.head.fc
+    assert (count_whole_model(model, shape) - count_macs(model.backbone, shape)
+            == shape[0] * fc.in_features * fc.out_features)
 
 
 def test_whole_detector_count_matches_swin_paper():

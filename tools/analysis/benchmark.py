@@ -2,7 +2,9 @@
 
 Both backbones of a pair run interleaved in one process; each row gives the
 median times, the ratio STViT-R / Swin beside the FLOPs ratio, and the peak
-memory above weights and input (CPU: a fresh subprocess per model). See
+memory above weights and input (CPU: a fresh subprocess per model).
+``--classifier`` adds the ImageNet classifiers against mmpretrain's Swin,
+timed whole (``model(inputs, mode='tensor')``). See
 :mod:`stvit_mm.analysis.benchmark` for what is measured and how long it
 takes.
 
@@ -15,6 +17,8 @@ Examples::
         --no-memory --plot tokens.png
     python tools/analysis/benchmark.py --no-backbone --end-to-end \\
         --batch-sizes 1 --repeat 3
+    python tools/analysis/benchmark.py --no-backbone --classifier \\
+        --models S                                            # ~2 minutes
     python tools/analysis/benchmark.py --devices cuda --dtypes bf16 \\
         --sizes 800x1333 --batch-sizes 2 --train --repeat 20
 """
@@ -38,8 +42,9 @@ def parse_args(argv=None) -> BenchmarkSettings:
         '(1 warm-up + 5 timed) forwards, ~12 min, plus one subprocess '
         'forward per row and backbone for the CPU memory, ~4 min); '
         '--plot adds ~3 min, --end-to-end ~30-35 min (~10 with --batch-sizes '
-        '1 --repeat 3). A quick look: --models S --sizes 512x512 '
-        '--batch-sizes 1 --repeat 3 (~1 min).')
+        '1 --repeat 3), --classifier ~4-5 min (estimated, mostly batch 32). '
+        'A quick look: --models S --sizes 512x512 --batch-sizes 1 --repeat 3 '
+        '(~1 min).')
     add = parser.add_argument
     add('--models', nargs='+', choices=sorted(PAIR_CONFIGS),
         help='backbone sizes to compare (default: S B)')
@@ -111,6 +116,18 @@ def parse_args(argv=None) -> BenchmarkSettings:
         'test scale)')
     add('--seg-sizes', nargs='+', type=size_arg, metavar='HxW',
         help='end-to-end segmentor image sizes (default: 512x512)')
+    add('--classifier', action='store_true',
+        help='also time the ImageNet classifiers of --models '
+        '(configs/imagenet/stvit_r_swin_{s,b}_16xb64_in1k.py) against '
+        "mmpretrain's Swin-S/B classifiers (swin-small/base_16xb64_in1k.py), "
+        "whole: model(inputs, mode='tensor'), backbone + neck + head, "
+        'inference; FLOPs ratio of the whole classifiers. About 4-5 min with '
+        'the defaults on 2 idle CPU cores (estimated; ~2 min with --models S)')
+    add('--cls-sizes', nargs='+', type=size_arg, metavar='HxW',
+        help='classifier input sizes, sides of at least 193 px (default: '
+        '224x224)')
+    add('--cls-batch-sizes', nargs='+', type=int,
+        help='classifier batch sizes (default: 1 32)')
     return parse_settings(parser, BenchmarkSettings, argv)
 
 

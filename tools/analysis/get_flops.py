@@ -3,7 +3,7 @@
 By default the paper's FLOPs table (Table 5: COCO 1280x800, Table 14:
 ADE20K 512x512) with our count beside the paper's figure; ``--config``
 counts any config instead, ``--whole-model`` adds the whole detector /
-segmentor at inference. See :mod:`stvit_mm.analysis.flops`.
+segmentor / classifier at inference. See :mod:`stvit_mm.analysis.flops`.
 
 Examples::
 
@@ -46,8 +46,8 @@ def parse_args(argv=None) -> FlopsSettings:
         '(mmseg)')
     parser.add_argument(
         '--whole-model', action='store_true',
-        help='also count the whole detector/segmentor at inference (see the '
-        'notes printed under the table)')
+        help='also count the whole detector/segmentor/classifier at '
+        'inference (see the notes printed under the table)')
     return parse_settings(parser, FlopsSettings, argv)
 
 

@@ -87,8 +87,11 @@ def build_backbone(cfg: Config) -> nn.Module:
 
 
 def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
-    """The config's whole detector / segmentor for inference: no pretrained
-    weights, SyncBN reverted to BN (CPU), eval mode.
+    """The config's whole detector / segmentor / classifier for inference:
+    no pretrained weights, SyncBN reverted to BN (CPU), eval mode, and the
+    config's top-level ``data_preprocessor`` when ``model`` has none, as
+    mmengine's Runner builds it (mmpretrain's configs keep mean, std and
+    ``to_rgb`` there only).
 
     Args:
         cfg (Config): The config.
@@ -103,6 +106,9 @@ def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
     model_cfg = copy.deepcopy(cfg.model if model_cfg is None else model_cfg)
     model_cfg.backbone['init_cfg'] = None
     model_cfg.pop('pretrained', None)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor',
+                             copy.deepcopy(cfg.data_preprocessor))
     model = revert_sync_batchnorm(build_module(cfg, model_cfg))
     model.eval()
     return model

@@ -103,7 +103,9 @@ def build_backbone(cfg: Config) -> nn.Module:
 def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
     """The config's whole detector / segmentor / classifier for inference:
     no pretrained weights, SyncBN reverted to BN (CPU), no batch augments,
-    eval mode.
+    eval mode, and the config's top-level ``data_preprocessor`` when
+    ``model`` has none, as mmengine's Runner builds it (mmpretrain's configs
+    keep mean, std and ``to_rgb`` there only).
 
     Args:
         cfg (Config): The config.
@@ -123,6 +125,9 @@ def build_model(cfg: Config, model_cfg: Optional[dict] = None) -> nn.Module:
         # which only act in training; building them makes mmengine log a
         # notice on stdout, into the tools' tables.
         model_cfg.pop('train_cfg', None)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor',
+                             copy.deepcopy(cfg.data_preprocessor))
     model = revert_sync_batchnorm(build_module(cfg, model_cfg))
     model.eval()
     return model

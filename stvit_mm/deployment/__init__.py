@@ -1,6 +1,7 @@
-"""Deployment: ONNX export of the backbone, of whole segmentors and of
-detectors' feature pyramids (:mod:`.model_export`), checked and run in ONNX
-Runtime (:mod:`.ort_runtime`, :mod:`.ort_eval`, :mod:`.onnx_inference`)."""
+"""Deployment: ONNX export of the backbone, of whole segmentors and
+classifiers and of detectors' feature pyramids (:mod:`.model_export`),
+checked and run in ONNX Runtime (:mod:`.ort_runtime`, :mod:`.ort_eval`,
+:mod:`.onnx_inference`)."""
 from .model_export import (WHATS, ExportReport, build_export_subject,
                            export_config, format_report)
 from .onnx_export import (DEFAULT_OPSET, OnnxMismatchError, check_onnx,

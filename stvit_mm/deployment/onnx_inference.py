@@ -6,6 +6,9 @@ it computed: what ``tools/deployment/onnx_inference.py`` does.
   image with the config's class names and palette, beside the ground truth
   when one is given, its ignored pixels marked
   (:func:`stvit_mm.apis.label_pictures.segmentation_picture`).
+- A classifier (an mmpretrain config's whole-model export, output
+  ``logits``): the top 5 classes and their softmax scores, printed; nothing
+  is written.
 - A backbone or detector feature pyramid (any other outputs): every output
   saved to an ``.npz`` next to the picture, and the picture shows the image
   beside each map's mean absolute activation.
@@ -23,7 +26,10 @@ from ..errors import InputError
 from .model_export import check_out_path
 from .ort_runtime import OrtModel, load_test_image
 
-__all__ = ['onnx_image_demo', 'activation_picture']
+__all__ = ['onnx_image_demo', 'activation_picture', 'top_classes']
+
+#: How many classes a classifier's result lists.
+TOPK = 5
 
 
 def _segmentation(outputs, name: str, ori_shape) -> torch.Tensor:
@@ -36,6 +42,28 @@ def _segmentation(outputs, name: str, ori_shape) -> torch.Tensor:
     logits = F.interpolate(out, size=ori_shape, mode='bilinear',
                            align_corners=False)
     return logits.argmax(dim=1, keepdim=True)
+
+
+def top_classes(logits: np.ndarray, classes=(), k: int = TOPK) -> str:
+    """The ``k`` best classes of one image, best first.
+
+    Args:
+        logits (np.ndarray): (K,) class logits.
+        classes (Sequence[str]): Class names, used when there are K.
+        k (int): How many to list.
+
+    Returns:
+        str: A heading, then one ``rank. score class i: name`` line each
+        (score: softmax, as mmpretrain's ``predict`` gives).
+    """
+    scores = torch.from_numpy(logits).double().softmax(0).numpy()
+    order = np.argsort(-scores, kind='stable')[:k]
+    named = len(classes) == len(scores)
+    lines = [f'top {len(order)} of {len(scores)} classes:']
+    for rank, i in enumerate(order, 1):
+        name = f': {classes[i]}' if named else ''
+        lines.append(f'{rank}. {scores[i]:.4f} class {i}{name}')
+    return '\n'.join(lines)
 
 
 def activation_picture(image: np.ndarray, maps) -> np.ndarray:
@@ -75,7 +103,7 @@ def onnx_image_demo(config: str,
         onnx_path (str): The ``.onnx`` file (from ``pytorch2onnx.py``).
         image (str): The image file.
         out_file (str): The picture to write (``.png``); for feature
-            outputs also ``<out_file stem>.npz``.
+            outputs also ``<out_file stem>.npz``; none for a classifier.
         force (bool): Replace existing output files.
         threads (int, optional): ONNX Runtime threads.
         opacity (float): Segmentation: opacity of the label map.
@@ -84,24 +112,35 @@ def onnx_image_demo(config: str,
             (255 after ``reduce_zero_label``) are marked ignored in both.
 
     Returns:
-        str: One line saying what was written.
+        str: One line saying what was written, or a classifier's top
+        classes.
 
     Raises:
         InputError: Missing or unreadable image or ONNX file, an existing
-            output (without ``force``), or a graph that does not take an
-            image.
+            output (without ``force``), a graph that does not take an
+            image, or ``ground_truth`` for a classifier.
     """
     import mmcv
 
     from ..apis.config import load_config
     from ..apis.inference import config_dataset_meta, read_image
     features_file = osp.splitext(out_file)[0] + '.npz'
-    check_out_path(out_file, force)
+    cfg = load_config(config)
     session = OrtModel(onnx_path, threads)
+    # A whole classifier and a whole segmentor both output 'logits'.
+    is_classifier = (cfg.default_scope == 'mmpretrain'
+                     and session.output_names == ['logits'])
+    if is_classifier:
+        if ground_truth:
+            raise InputError('--ground-truth: for segmentors only')
+        logits = _run(session, load_test_image(cfg, image)['inputs'][None],
+                      image, onnx_path)
+        return top_classes(logits[0][0],
+                           config_dataset_meta(cfg).get('classes', ()))
     is_segmentor = session.output_names[0] in ('logits', 'labels')
+    check_out_path(out_file, force)
     if not is_segmentor:
         check_out_path(features_file, force)
-    cfg = load_config(config)
     rgb = read_image(image)
     truth = None
     if ground_truth:
@@ -120,16 +159,12 @@ def onnx_image_demo(config: str,
     batch = sample['inputs'][None].float()
     if session.output_names[0].startswith('stage'):
         # A backbone takes the image normalised, as the model's data
-        # preprocessor would hand it over.
-        from ..analysis.models import build_module
+        # preprocessor would hand it over (the model's own: mmpretrain's
+        # configs name it outside ``model``).
+        from ..analysis.models import build_model
         from .wrappers import Preprocess
-        pre = build_module(cfg, cfg.model.data_preprocessor)
-        batch = Preprocess(pre)(batch)
-    try:
-        outputs = session(batch)
-    except Exception as e:  # onnxruntime's own error types
-        raise InputError(f'ONNX Runtime failed on {image} with '
-                         f'{onnx_path}: {e}') from e
+        batch = Preprocess(build_model(cfg).data_preprocessor)(batch)
+    outputs = _run(session, batch, image, onnx_path)
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
     if is_segmentor:
         from ..apis.label_pictures import (dataset_palette,
@@ -153,6 +188,16 @@ def onnx_image_demo(config: str,
                        for n, o in zip(session.output_names, outputs))
     return (f'features {shapes} saved to {features_file}; activation '
             f'picture written to {out_file}')
+
+
+def _run(session: OrtModel, batch, image: str, onnx_path: str):
+    """The graph's outputs for a (1, 3, H, W) batch; ONNX Runtime's errors
+    (e.g. a size a fixed graph does not take) as InputError."""
+    try:
+        return session(batch.float())
+    except Exception as e:  # onnxruntime's own error types
+        raise InputError(f'ONNX Runtime failed on {image} with '
+                         f'{onnx_path}: {e}') from e
 
 
 def _npz_bytes(arrays) -> bytes:

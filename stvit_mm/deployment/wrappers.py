@@ -4,9 +4,10 @@ output, as one ``nn.Module`` with one tensor input.
 The input is the image as the test pipeline hands it to the model (after
 ``Resize``; BGR, 0..255, as mmcv loads it) in a (N, 3, H, W) float batch:
 the data preprocessor's channel conversion and normalisation are part of the
-graph, so that a deployed model needs nothing but the resize. Padding to a
-size divisor is not: both backbones pad internally, and mmseg's segmentor
-does not pad at test time.
+graph, so that a deployed model needs nothing but the resize (and, for a
+classifier, the centre crop). Padding to a size divisor is not: both
+backbones pad internally, mmseg's segmentor does not pad at test time, and
+mmpretrain's ImageNet configs pad to a divisor of 1.
 """
 from typing import Tuple
 
@@ -14,23 +15,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ['Preprocess', 'SegmentorGraph', 'DetectorFeaturesGraph', 'random_image']
+__all__ = ['Preprocess', 'SegmentorGraph', 'DetectorFeaturesGraph',
+           'ClassifierGraph', 'random_image']
+
+#: Where each library's data preprocessor keeps its BGR<->RGB flag: mmdet's
+#: ``DetDataPreprocessor``, mmseg's ``SegDataPreProcessor``, mmpretrain's
+#: ``ClsDataPreprocessor``.
+_CHANNEL_FLAGS = ('_channel_conversion', 'channel_conversion', 'to_rgb')
 
 
 class Preprocess(nn.Module):
     """A data preprocessor's BGR->RGB conversion and normalisation.
 
     Args:
-        data_preprocessor (nn.Module): mmseg's ``SegDataPreProcessor`` or
-            mmdet's ``DetDataPreprocessor`` (both keep ``mean``/``std`` as
-            (3, 1, 1) buffers and the conversion flag).
+        data_preprocessor (nn.Module): mmseg's ``SegDataPreProcessor``,
+            mmdet's ``DetDataPreprocessor`` or mmpretrain's
+            ``ClsDataPreprocessor`` (all keep ``mean``/``std`` as (3, 1, 1)
+            buffers, ``_enable_normalize`` and a conversion flag, each under
+            its own name: :data:`_CHANNEL_FLAGS`).
     """
 
     def __init__(self, data_preprocessor: nn.Module):
         super().__init__()
-        self.flip_channels = bool(
-            getattr(data_preprocessor, '_channel_conversion',
-                    getattr(data_preprocessor, 'channel_conversion', False)))
+        self.flip_channels = any(
+            bool(getattr(data_preprocessor, flag, False))
+            for flag in _CHANNEL_FLAGS)
         self.normalize = bool(
             getattr(data_preprocessor, '_enable_normalize', False))
         if self.normalize:
@@ -99,6 +108,26 @@ class DetectorFeaturesGraph(nn.Module):
     def forward(self, images: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) image -> tuple of (N, C, H_i, W_i) levels."""
         return tuple(self.detector.extract_feat(self.preprocess(images)))
+
+
+class ClassifierGraph(nn.Module):
+    """An mmpretrain ``ImageClassifier``: the image to class logits, as
+    ``forward(mode='tensor')`` computes them (backbone, neck, head; the
+    softmax of ``predict`` is left to the caller).
+
+    Args:
+        classifier (nn.Module): The classifier, in eval mode.
+    """
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.preprocess = Preprocess(classifier.data_preprocessor)
+        self.classifier = classifier
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(N, 3, H, W) image -> (N, K) logits."""
+        features = self.classifier.extract_feat(self.preprocess(images))
+        return self.classifier.head(features)
 
 
 def random_image(shape, seed: int = 0) -> Tensor:

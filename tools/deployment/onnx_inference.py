@@ -1,6 +1,7 @@
 """Run an exported model (``pytorch2onnx.py``) in ONNX Runtime: on one
 image, writing the picture (a segmentor's label map, or a backbone's /
-feature pyramid's activations plus an ``.npz`` of the features), or with
+feature pyramid's activations plus an ``.npz`` of the features) or printing
+a classifier's top 5 classes, or with
 ``--eval`` over the config's validation set (segmentors), beside PyTorch
 when the checkpoint is given.
 
@@ -12,6 +13,9 @@ Examples::
     python tools/deployment/onnx_inference.py \\
         configs/upernet_stvit_r_swin_s_160k_ade20k.py upernet.onnx \\
         --eval --checkpoint iter_160000.pth
+    python tools/deployment/onnx_inference.py \\
+        configs/imagenet/stvit_r_swin_s_16xb64_in1k.py \\
+        stvit_r_swin_s_cls.onnx demo.jpg
 """
 import argparse
 import json
@@ -29,7 +33,8 @@ def parse_args(argv=None):
     parser.add_argument('onnx', help='the .onnx file')
     parser.add_argument('image', nargs='?', help='an image to run it on')
     parser.add_argument('--out', help='with an image: the picture to write '
-                        '(default: <image name>_onnx.png)')
+                        '(default: <image name>_onnx.png; classifiers print '
+                        'their top 5 classes instead)')
     parser.add_argument('--force', action='store_true',
                         help='replace existing output files')
     parser.add_argument('--eval', action='store_true', help='segmentors: '
